@@ -1,0 +1,43 @@
+"""Request dependencies: the runtime and the caller's identity.
+
+Handlers open their own transaction (`with runtime.sessions.begin()`) so the commit happens before
+the response is sent: an acknowledged write is a committed write.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.errors import ApiError
+from app.runtime import Runtime
+from app.services.tenants import Principal, authenticate
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_principal(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    with runtime.sessions() as session:
+        principal = authenticate(session, key.strip())
+    if principal is None:
+        raise ApiError(401, "unknown or revoked API key")
+    return principal
+
+
+def require(permission: str):  # type: ignore[no-untyped-def]
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if permission not in principal.permissions:
+            raise ApiError(403, f"this key lacks the '{permission}' permission")
+        return principal
+
+    return check
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]

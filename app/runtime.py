@@ -1,0 +1,69 @@
+"""The long-lived parts of a running service: settings, database engine and embedder.
+
+Built once at start-up (or once per test session) and handed to the app, so nothing else holds
+module-level state.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import migrate
+from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
+from app.embedder import Embedder
+from app.services.tenants import ensure_bootstrap_key
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    embedder: Embedder
+
+    def close(self) -> None:
+        self.embedder.close()
+        self.engine.dispose()
+
+
+def open_database(settings: Settings, apply_migrations: bool | None = None) -> Engine:
+    """Connect, then migrate (embedded default) or check the schema (external database)."""
+    engine = make_engine(resolve_database_url(settings), settings.db_pool_size)
+    if apply_migrations if apply_migrations is not None else settings.embedded:
+        migrate.upgrade(engine, settings.embedding_dim)
+    else:
+        migrate.ensure_current(engine)
+    return engine
+
+
+def vector_width(engine: Engine) -> int | None:
+    """Width of memories.embedding as created by the migration."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'embedding'")
+        ).scalar()
+
+
+def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
+    engine = open_database(settings)
+    embedder = embedder or Embedder(
+        settings.embedding_model, settings.embedding_device, settings.embedding_batch_size, settings.embedding_max_wait_ms
+    )
+    width = vector_width(engine)
+    if width != embedder.dim:
+        engine.dispose()
+        raise RuntimeError(
+            f"the database stores {width}-d vectors but {embedder.model_name} makes {embedder.dim}-d ones; "
+            "use a fresh database (LOCI_HOME) or set LOCI_EMBEDDING_DIM before the first migration"
+        )
+    sessions = make_sessionmaker(engine)
+    if settings.bootstrap_api_key:
+        with sessions.begin() as session:
+            if ensure_bootstrap_key(session, settings.bootstrap_api_key):
+                log.warning("registered LOCI_BOOTSTRAP_API_KEY for tenant 'default'")
+    return Runtime(settings, engine, sessions, embedder)

@@ -1,0 +1,1 @@
+"""Service layer: the operations the API and CLI share, each on one database session."""

@@ -1,0 +1,233 @@
+"""Writing, reading, changing and deleting memories; every change leaves an event in the audit log."""
+
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.api.schemas import MemoryCreate, MemoryPatch, Message, MessagesCreate
+from app.db.models import Memory, MemoryEvent
+from app.embedder import Embedder
+from app.errors import ApiError, not_found
+from memory_types import MemoryType, content_hash, validate_attributes
+
+SNAPSHOT_FIELDS = (
+    "type", "content", "user_id", "agent_id", "session_id", "attributes", "metadata_", "importance",
+    "event_at", "valid_from", "valid_to", "expires_at", "status", "source", "trust", "version",
+)  # fmt: skip
+
+
+def snapshot(memory: Memory | dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy of a memory's caller-visible state, for the audit log."""
+    get = memory.get if isinstance(memory, dict) else lambda name: getattr(memory, name)
+    out: dict[str, Any] = {}
+    for name in SNAPSHOT_FIELDS:
+        value = get(name)
+        out[name.rstrip("_")] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def _row(
+    memory_id: uuid.UUID, item: MemoryCreate, tenant_id: uuid.UUID, vector: Any, model_name: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": memory_id,
+        "tenant_id": tenant_id,
+        "user_id": item.user_id,
+        "agent_id": item.agent_id,
+        "session_id": item.session_id,
+        "type": item.type.value,
+        "content": item.content,
+        "attributes": item.attributes,
+        "metadata_": item.metadata,
+        "embedding": vector,
+        "content_hash": content_hash(item.content),
+        "importance": item.importance,
+        "event_at": item.event_at,
+        "created_at": now,
+        "updated_at": now,
+        "valid_from": item.event_at or now,
+        "expires_at": item.expires_at,
+        "source": item.source,
+        "trust": 1.0,
+        "embedding_model": model_name,
+        "idempotency_key": item.idempotency_key,
+    }
+
+
+def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str]) -> dict[str, uuid.UUID]:
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Memory.idempotency_key, Memory.id).where(
+            Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys)
+        )
+    ).all()
+    return {key: memory_id for key, memory_id in rows}
+
+
+def create_memories(
+    session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate], embedder: Embedder, actor: str
+) -> list[uuid.UUID]:
+    """Store items in one transaction and return their ids in input order.
+
+    An idempotency key seen before (in the database or earlier in the same batch) yields the
+    original id and stores nothing new, so a retried request never duplicates memories.
+    """
+    known = _existing_idempotent(session, tenant_id, {i.idempotency_key for i in items if i.idempotency_key})
+    ids: list[uuid.UUID] = []
+    fresh: list[tuple[uuid.UUID, MemoryCreate]] = []
+    for item in items:
+        key = item.idempotency_key
+        if key is not None and key in known:
+            ids.append(known[key])
+            continue
+        memory_id = uuid.uuid4()
+        if key is not None:
+            known[key] = memory_id
+        ids.append(memory_id)
+        fresh.append((memory_id, item))
+    if not fresh:
+        return ids
+    vectors = embedder.embed([item.content for _, item in fresh])
+    now = datetime.now(UTC)
+    rows = [
+        _row(memory_id, item, tenant_id, vector, embedder.model_name, now)
+        for (memory_id, item), vector in zip(fresh, vectors, strict=True)
+    ]
+    session.execute(insert(Memory), rows)
+    session.execute(
+        insert(MemoryEvent),
+        [{"tenant_id": tenant_id, "memory_id": r["id"], "op": "create", "after": snapshot(r), "actor": actor} for r in rows],
+    )
+    return ids
+
+
+def messages_to_memories(payload: MessagesCreate) -> list[MemoryCreate]:
+    """Each chat message becomes an episodic memory; the speaker and time go into its attributes."""
+
+    def convert(message: Message) -> MemoryCreate:
+        attributes: dict[str, Any] = {"role": message.role, "session": payload.session_id}
+        if message.name:
+            attributes["speaker"] = message.name
+        return MemoryCreate(
+            type=MemoryType.episodic,
+            content=message.content,
+            user_id=payload.user_id,
+            agent_id=payload.agent_id,
+            session_id=payload.session_id,
+            event_at=message.timestamp,
+            attributes=attributes,
+        )
+
+    return [convert(message) for message in payload.messages]
+
+
+def get_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, for_update: bool = False) -> Memory:
+    statement = select(Memory).where(Memory.id == memory_id, Memory.tenant_id == tenant_id)
+    if for_update:
+        statement = statement.with_for_update()
+    memory = session.scalar(statement)
+    if memory is None:
+        raise not_found()
+    return memory
+
+
+def update_memory(
+    session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch: MemoryPatch, embedder: Embedder, actor: str
+) -> Memory:
+    memory = get_memory(session, tenant_id, memory_id, for_update=True)
+    if memory.status == "deleted":
+        raise ApiError(409, "memory is deleted; restore it before changing it", code="memory_deleted")
+    before = snapshot(memory)
+    if patch.attributes is not None:
+        try:
+            memory.attributes = validate_attributes(MemoryType(memory.type), patch.attributes)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), details={"field": "attributes"}) from None
+    if patch.metadata is not None:
+        memory.metadata_ = patch.metadata
+    if patch.importance is not None:
+        memory.importance = patch.importance
+    if patch.content is not None and patch.content != memory.content:
+        memory.content = patch.content
+        memory.content_hash = content_hash(patch.content)
+        memory.embedding = embedder.embed([patch.content])[0]
+        memory.embedding_model = embedder.model_name
+    memory.version += 1
+    memory.updated_at = datetime.now(UTC)
+    session.add(
+        MemoryEvent(tenant_id=tenant_id, memory_id=memory.id, op="update", before=before, after=snapshot(memory), actor=actor)
+    )
+    session.flush()
+    return memory
+
+
+def delete_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, hard: bool, actor: str) -> None:
+    """Soft delete keeps the row (status deleted, hidden from search); hard delete removes it and,
+    through ON DELETE CASCADE, its keys, links and events."""
+    memory = get_memory(session, tenant_id, memory_id, for_update=True)
+    if hard:
+        session.execute(delete(Memory).where(Memory.id == memory.id))
+        return
+    if memory.status == "deleted":
+        return
+    before = snapshot(memory)
+    session.execute(
+        update(Memory)
+        .where(Memory.id == memory.id)
+        .values(status="deleted", updated_at=datetime.now(UTC), version=Memory.version + 1)
+    )
+    session.refresh(memory)
+    session.add(
+        MemoryEvent(tenant_id=tenant_id, memory_id=memory.id, op="delete", before=before, after=snapshot(memory), actor=actor)
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "cursor is not valid; pass next_cursor from a previous page", details={"field": "cursor"}) from None
+
+
+def list_memories(
+    session: Session,
+    tenant_id: uuid.UUID,
+    filters: dict[str, str | None],
+    status: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Memory], str | None]:
+    """Keyset pagination in insertion order (seq), so pages stay stable while memories are added."""
+    statement = select(Memory).where(Memory.tenant_id == tenant_id)
+    for column, value in filters.items():
+        if value is not None:
+            statement = statement.where(getattr(Memory, column) == value)
+    if status != "all":
+        statement = statement.where(Memory.status == status)
+    if cursor is not None:
+        statement = statement.where(Memory.seq > decode_cursor(cursor))
+    rows = list(session.scalars(statement.order_by(Memory.seq).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def memory_history(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> list[MemoryEvent]:
+    get_memory(session, tenant_id, memory_id)
+    return list(
+        session.scalars(
+            select(MemoryEvent)
+            .where(MemoryEvent.memory_id == memory_id, MemoryEvent.tenant_id == tenant_id)
+            .order_by(MemoryEvent.id)
+        )
+    )

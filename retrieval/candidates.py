@@ -1,0 +1,61 @@
+"""Candidate generators: dense (pgvector HNSW) and lexical (Postgres full-text), each over-fetched."""
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from retrieval.filters import memory_filter
+from retrieval.query import SearchQuery
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+
+
+def dense_candidates(
+    session: Session, query: SearchQuery, limit: int, ef_search: int
+) -> list[tuple[Any, float]]:
+    """(id, cosine similarity), best first. Iterative index scans keep filtered queries returning `limit`."""
+    where, params = memory_filter(query)
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
+    session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    # relaxed_order may return rows slightly out of order; the materialised CTE re-sorts them exactly.
+    rows = session.execute(
+        text(
+            f"""
+            WITH c AS MATERIALIZED (
+                SELECT m.id, m.embedding <=> CAST(:qvec AS vector) AS distance
+                FROM memories m
+                WHERE {where} AND m.embedding IS NOT NULL
+                ORDER BY m.embedding <=> CAST(:qvec AS vector)
+                LIMIT :limit
+            )
+            SELECT id, distance FROM c ORDER BY distance
+            """
+        ),
+        {**params, "qvec": _vector_literal(query.embedding), "limit": limit},
+    ).all()
+    return [(row.id, 1.0 - float(row.distance)) for row in rows]
+
+
+def lexical_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
+    """(id, ts_rank_cd), best first. Query terms are OR-ed: a question rarely shares every word with its answer."""
+    where, params = memory_filter(query)
+    rows = session.execute(
+        text(
+            f"""
+            WITH q AS (
+                SELECT CAST(replace(CAST(plainto_tsquery('english', :qtext) AS text), '&', '|') AS tsquery) AS tsq
+            )
+            SELECT m.id, ts_rank_cd(m.content_tsv, q.tsq) AS rank
+            FROM memories m, q
+            WHERE {where} AND m.content_tsv @@ q.tsq
+            ORDER BY rank DESC, m.seq
+            LIMIT :limit
+            """
+        ),
+        {**params, "qtext": query.text, "limit": limit},
+    ).all()
+    return [(row.id, float(row.rank)) for row in rows]

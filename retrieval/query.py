@@ -1,0 +1,35 @@
+"""What a search asks for, independent of how it arrived (REST, SDK, CLI, eval)."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    tenant_id: uuid.UUID
+    text: str
+    embedding: np.ndarray
+    k: int = 10
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    types: tuple[str, ...] = ()
+    metadata_filters: dict[str, Any] = field(default_factory=dict)
+    as_of: datetime | None = None
+    include_superseded: bool = False
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Tuning knobs of the pipeline; the app fills them from settings."""
+
+    overfetch: int = 4
+    min_candidates: int = 50
+    ef_search: int = 100
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0

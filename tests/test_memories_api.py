@@ -1,0 +1,239 @@
+"""Memory routes over HTTP: success and failure cases, idempotency, pagination, history, hard delete."""
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from app.runtime import Runtime
+
+
+def _add(client: TestClient, **fields) -> str:  # type: ignore[no-untyped-def]
+    body = {"content": "I like green tea", "user_id": "u1", **fields}
+    response = client.post("/v1/memories", json=body)
+    assert response.status_code == 201, response.text
+    [memory_id] = response.json()["ids"]
+    return memory_id
+
+
+def test_create_and_get_round_trip(client: TestClient) -> None:
+    memory_id = _add(
+        client,
+        type="semantic",
+        session_id="s1",
+        importance=0.9,
+        metadata={"topic": "drinks"},
+        attributes={"subject": "user", "predicate": "likes", "object": "green tea", "confidence": 0.8},
+        event_at="2024-05-01T10:00:00Z",
+    )
+    memory = client.get(f"/v1/memories/{memory_id}").json()
+    assert memory["content"] == "I like green tea"
+    assert memory["type"] == "semantic"
+    assert memory["attributes"]["object"] == "green tea"
+    assert memory["metadata"] == {"topic": "drinks"}
+    assert memory["importance"] == 0.9
+    assert memory["status"] == "active"
+    assert memory["embedding_status"] == "ready"
+    assert memory["embedding_model"] == "all-MiniLM-L6-v2"
+    assert memory["valid_from"].startswith("2024-05-01T10:00:00")
+
+
+def test_batch_returns_ids_in_order(client: TestClient) -> None:
+    contents = [f"memory number {i}" for i in range(5)]
+    response = client.post("/v1/memories", json={"memories": [{"content": c, "user_id": "u1"} for c in contents]})
+    assert response.status_code == 201
+    ids = response.json()["ids"]
+    assert [client.get(f"/v1/memories/{i}").json()["content"] for i in ids] == contents
+
+
+def test_batch_is_all_or_nothing(client: TestClient) -> None:
+    batch = [{"content": "fine", "user_id": "u1"}, {"content": "bad", "user_id": "u1", "type": "nonsense"}]
+    response = client.post("/v1/memories", json={"memories": batch})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "memories.1.type" in response.json()["error"]["message"]
+    assert client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"] == []
+
+
+def test_idempotency_key_returns_original_id(client: TestClient) -> None:
+    first = _add(client, idempotency_key="abc")
+    again = _add(client, content="something else entirely", idempotency_key="abc")
+    assert again == first
+    batch = client.post(
+        "/v1/memories",
+        json={"memories": [{"content": "x", "user_id": "u1", "idempotency_key": "k2"}, {"content": "y", "user_id": "u1", "idempotency_key": "k2"}]},
+    ).json()["ids"]
+    assert batch[0] == batch[1]
+    listed = client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]
+    assert sorted(m["content"] for m in listed) == ["I like green tea", "x"]
+
+
+def test_messages_become_episodic_memories(client: TestClient) -> None:
+    response = client.post(
+        "/v1/messages",
+        json={
+            "user_id": "u1",
+            "session_id": "s9",
+            "messages": [
+                {"role": "user", "name": "Ann", "content": "I adopted a cat named Miso", "timestamp": "2023-05-08T13:56:00Z"},
+                {"role": "assistant", "content": "Lovely! How old is Miso?"},
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    first, second = response.json()["ids"]
+    memory = client.get(f"/v1/memories/{first}").json()
+    assert memory["type"] == "episodic"
+    assert memory["attributes"] == {"role": "user", "speaker": "Ann", "session": "s9"}
+    assert memory["event_at"].startswith("2023-05-08T13:56:00")
+    assert client.get(f"/v1/memories/{second}").json()["attributes"]["role"] == "assistant"
+
+
+def test_validation_errors_name_the_field(client: TestClient) -> None:
+    cases = [
+        ({"content": "x", "user_id": "u1", "type": "dream"}, "type"),
+        ({"content": "x", "user_id": "u1", "type": "procedural", "attributes": {"successes": -1}}, "attributes.successes"),
+        ({"content": "x", "user_id": "u1", "attributes": {"colour": "red"}}, "attributes.colour"),
+        ({"content": "", "user_id": "u1"}, "content"),
+        ({"content": "x"}, "user_id or agent_id"),
+        ({"content": "x", "user_id": "u1", "importance": 3}, "importance"),
+        ({"content": "x", "user_id": "u1", "surprise": 1}, "surprise"),
+    ]
+    for body, field in cases:
+        response = client.post("/v1/memories", json=body)
+        assert response.status_code == 422, body
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert field in error["message"], (field, error["message"])
+
+
+def test_invalid_json_is_422(client: TestClient) -> None:
+    response = client.post("/v1/memories", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_size_limits_are_413(client: TestClient) -> None:
+    big = client.post("/v1/memories", json={"content": "x" * (32 * 1024 + 1), "user_id": "u1"})
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "payload_too_large"
+    meta = client.post("/v1/memories", json={"content": "x", "user_id": "u1", "metadata": {"v": "y" * 17000}})
+    assert meta.status_code == 413
+    batch = client.post("/v1/memories", json={"memories": [{"content": "x", "user_id": "u1"}] * 1001})
+    assert batch.status_code == 413
+    assert batch.json()["error"]["details"]["limit"] == 1000
+    query = client.post("/v1/search", json={"query": "q" * 5000})
+    assert query.status_code == 413
+    assert client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"] == []
+
+
+def test_unknown_and_malformed_ids(client: TestClient) -> None:
+    missing = client.get(f"/v1/memories/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert client.get("/v1/memories/not-a-uuid").status_code == 422
+    assert client.patch(f"/v1/memories/{uuid.uuid4()}", json={"importance": 0.1}).status_code == 404
+    assert client.delete(f"/v1/memories/{uuid.uuid4()}").status_code == 404
+    assert client.get(f"/v1/memories/{uuid.uuid4()}/history").status_code == 404
+
+
+def test_patch_reembeds_and_records_history(client: TestClient) -> None:
+    memory_id = _add(client)
+    before = client.post("/v1/search", json={"query": "favourite programming language", "user_id": "u1"}).json()
+    patched = client.patch(f"/v1/memories/{memory_id}", json={"content": "My favourite programming language is Rust"})
+    assert patched.status_code == 200
+    assert patched.json()["version"] == 2
+    after = client.post("/v1/search", json={"query": "favourite programming language", "user_id": "u1"}).json()
+    assert after["results"][0]["content"] == "My favourite programming language is Rust"
+    assert after["results"][0]["scores"]["dense"] > (before["results"][0]["scores"]["dense"] or 0) + 0.2
+    events = client.get(f"/v1/memories/{memory_id}/history").json()["events"]
+    assert [e["op"] for e in events] == ["create", "update"]
+    assert events[1]["before"]["content"] == "I like green tea"
+    assert events[1]["after"]["content"] == "My favourite programming language is Rust"
+
+
+def test_patch_failures(client: TestClient) -> None:
+    memory_id = _add(client, type="procedural", attributes={"trigger": "deploy", "steps": ["build", "ship"]})
+    assert client.patch(f"/v1/memories/{memory_id}", json={}).status_code == 422
+    bad = client.patch(f"/v1/memories/{memory_id}", json={"attributes": {"steps": "not a list"}})
+    assert bad.status_code == 422
+    assert "attributes.steps" in bad.json()["error"]["message"]
+    assert client.patch(f"/v1/memories/{memory_id}", json={"status": "archived"}).status_code == 422
+    assert client.get(f"/v1/memories/{memory_id}").json()["version"] == 1
+
+
+def test_soft_delete_hides_from_search_and_list(client: TestClient) -> None:
+    memory_id = _add(client, content="The spare key is under the blue flowerpot")
+    assert client.delete(f"/v1/memories/{memory_id}").json() == {"id": memory_id, "deleted": "soft"}
+    assert client.get(f"/v1/memories/{memory_id}").json()["status"] == "deleted"
+    results = client.post("/v1/search", json={"query": "where is the spare key", "user_id": "u1"}).json()["results"]
+    assert memory_id not in [r["id"] for r in results]
+    assert client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"] == []
+    deleted = client.get("/v1/memories", params={"user_id": "u1", "status": "deleted"}).json()["memories"]
+    assert [m["id"] for m in deleted] == [memory_id]
+    assert client.patch(f"/v1/memories/{memory_id}", json={"importance": 0.2}).status_code == 409
+    assert [e["op"] for e in client.get(f"/v1/memories/{memory_id}/history").json()["events"]] == ["create", "delete"]
+
+
+def test_hard_delete_leaves_no_rows(client: TestClient, runtime: Runtime) -> None:
+    memory_id = _add(client, content="secret to forget")
+    other = _add(client, content="keep me")
+    client.patch(f"/v1/memories/{memory_id}", json={"importance": 0.1})
+    with runtime.sessions.begin() as session:
+        session.execute(
+            text(
+                "INSERT INTO memory_links (id, tenant_id, src_id, dst_id, kind) "
+                "SELECT gen_random_uuid(), tenant_id, :a, :b, 'related' FROM memories WHERE id = :a"
+            ),
+            {"a": memory_id, "b": other},
+        )
+        session.execute(
+            text(
+                "INSERT INTO memory_keys (id, tenant_id, memory_id, kind, text) "
+                "SELECT gen_random_uuid(), tenant_id, id, 'keyword', 'secret' FROM memories WHERE id = :a"
+            ),
+            {"a": memory_id},
+        )
+    assert client.delete(f"/v1/memories/{memory_id}", params={"hard": "true"}).json()["deleted"] == "hard"
+    assert client.get(f"/v1/memories/{memory_id}").status_code == 404
+    with runtime.sessions() as session:
+        for table, column in [
+            ("memories", "id"), ("memory_events", "memory_id"), ("memory_keys", "memory_id"),
+            ("memory_links", "src_id"), ("memory_links", "dst_id"),
+        ]:  # fmt: skip
+            count = session.execute(text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": memory_id}).scalar()
+            assert count == 0, table
+    assert client.get(f"/v1/memories/{other}").status_code == 200
+
+
+def test_pagination_is_stable_and_complete(client: TestClient) -> None:
+    ids = client.post(
+        "/v1/memories", json={"memories": [{"content": f"note {i}", "user_id": "u1"} for i in range(7)]}
+    ).json()["ids"]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"user_id": "u1", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/memories", params=params).json()
+        seen += [m["id"] for m in page["memories"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        _add(client, user_id="u2", content="added between pages")  # another scope: must not disturb paging
+    assert seen == ids
+    assert pages == 3
+    assert client.get("/v1/memories", params={"cursor": "!!bad"}).status_code == 422
+    assert client.get("/v1/memories", params={"limit": 500}).status_code == 422
+
+
+def test_list_filters(client: TestClient) -> None:
+    _add(client, type="semantic", session_id="a")
+    _add(client, type="episodic", session_id="b")
+    _add(client, user_id="someone-else")
+    assert len(client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]) == 2
+    semantic = client.get("/v1/memories", params={"user_id": "u1", "type": "semantic"}).json()["memories"]
+    assert [m["session_id"] for m in semantic] == ["a"]
+    assert len(client.get("/v1/memories", params={"session_id": "b"}).json()["memories"]) == 1
+    assert client.get("/v1/memories", params={"type": "dream"}).status_code == 422
