@@ -24,8 +24,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _ensure_local_key(settings: Settings) -> None:
-    """Zero set-up: on an embedded database with no keys at all, make one and leave it in LOCI_HOME/api-key."""
+def _prepare_database(settings: Settings) -> None:
+    """Migrate (embedded) or check (external) the schema before serving, and on an embedded database
+    with no keys at all make one and leave it in LOCI_HOME/api-key: zero set-up, no key in the logs."""
     from sqlalchemy import select
 
     from app.db.engine import make_sessionmaker
@@ -35,6 +36,8 @@ def _ensure_local_key(settings: Settings) -> None:
 
     engine = open_database(settings)
     try:
+        if not settings.embedded or settings.bootstrap_api_key:
+            return
         with make_sessionmaker(engine).begin() as session:
             if session.scalar(select(ApiKey.id).limit(1)) is not None:
                 return
@@ -60,25 +63,14 @@ def serve(
     from app.main import create_app
 
     settings = _settings()
-    if settings.embedded and not settings.bootstrap_api_key:
-        _ensure_local_key(settings)
     try:
-        from app.runtime import build_runtime
-
-        runtime = build_runtime(settings)
+        _prepare_database(settings)
     except SchemaBehindError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-    err.print(f"Loci serving on http://{host or settings.host}:{port or settings.port} (docs at /docs)")
-    try:
-        uvicorn.run(
-            create_app(runtime=runtime),
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level=settings.log_level,
-        )
-    finally:
-        runtime.close()
+    host, port = host or settings.host, port or settings.port
+    err.print(f"Loci serving on http://{host}:{port} (API docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
 
 
 @cli.command()

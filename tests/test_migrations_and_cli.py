@@ -1,0 +1,122 @@
+"""Schema ownership by Alembic, the start-up schema check, and the CLI against a shared embedded server."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from app.db import migrate
+from app.db.migrate import SchemaBehindError
+from app.runtime import Runtime, open_database
+from app.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fresh_database(runtime: Runtime, name: str) -> str:
+    """A new empty database on the session's embedded server; returns its URL."""
+    with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return runtime.engine.url.set(database=name).render_as_string(hide_password=False)
+
+
+def test_migrations_from_empty_create_the_schema(runtime: Runtime) -> None:
+    url = _fresh_database(runtime, "loci_migration_test")
+    engine = create_engine(url)
+    assert migrate.current_revision(engine) is None
+    migrate.upgrade(engine, 384)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert {"tenants", "api_keys", "memories", "memory_links", "memory_keys", "memory_events"} <= tables
+    with engine.connect() as conn:
+        indexes = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")).all())
+    assert "hnsw" in indexes["memories_embedding_idx"] and "vector_cosine_ops" in indexes["memories_embedding_idx"]
+    assert "gin" in indexes["memories_tsv_idx"]
+    engine.dispose()
+
+
+def test_external_database_behind_is_refused_with_the_command(runtime: Runtime, tmp_path: Path) -> None:
+    url = _fresh_database(runtime, "loci_behind_test")
+    settings = Settings(home=tmp_path, database_url=url)
+    with pytest.raises(SchemaBehindError, match="run `loci migrate`"):
+        open_database(settings)
+    engine = open_database(settings, apply_migrations=True)
+    migrate.ensure_current(engine)
+    engine.dispose()
+
+
+def _loci(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(300)
+def test_cli_commands_share_one_embedded_server(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = Path(str(tmp_path_factory.mktemp("clihome")))
+    port = _free_port()
+    env = {**os.environ, "LOCI_HOME": str(home), "LOCI_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    env.pop("LOCI_DATABASE_URL", None)
+    env.pop("LOCI_BOOTSTRAP_API_KEY", None)
+
+    assert _loci(env, "migrate").returncode == 0
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        key_file = home / "api-key"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.5)
+        default_key = key_file.read_text().strip()
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+        created = _loci(env, "tenant", "create", "acme")
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip().splitlines()[-1]
+        assert key.startswith("loci_") and created.stdout.strip() == key
+
+        added = _loci(env, "add", "The launch is planned for Tuesday", "--user-id", "cli-user", "--tenant", "acme")
+        assert added.returncode == 0, added.stderr
+        memory_id = added.stdout.strip()
+
+        got = httpx.get(f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {key}"})
+        assert got.status_code == 200 and got.json()["content"] == "The launch is planned for Tuesday"
+        other = httpx.get(f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {default_key}"})
+        assert other.status_code == 404
+
+        found = _loci(env, "search", "when is the launch", "--user-id", "cli-user", "--tenant", "acme")
+        assert found.returncode == 0, found.stderr
+        assert memory_id in found.stdout.splitlines()[0]
+
+        missing = _loci(env, "search", "x", "--tenant", "no-such-tenant")
+        assert missing.returncode == 2 and "loci tenant create" in missing.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # The last process to leave stops the shared server, even though uvicorn exits by re-raising SIGTERM.
+    deadline = time.monotonic() + 20
+    while (home / "pgdata" / "postmaster.pid").exists():
+        assert time.monotonic() < deadline, "embedded Postgres kept running after the service stopped"
+        time.sleep(0.25)
