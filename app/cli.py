@@ -3,7 +3,7 @@
 import json
 import os
 import stat
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -52,8 +52,8 @@ def _prepare_database(settings: Settings) -> None:
 
 @cli.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (LOCI_HOST).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (LOCI_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (LOCI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (LOCI_PORT).")] = None,
 ) -> None:
     """Run the API. On the embedded database migrations are applied first; an external database
     that is behind is refused with the command to run."""
@@ -121,7 +121,7 @@ def add(
     content: str,
     user_id: Annotated[str, typer.Option(help="Whose memory this is.")],
     type: Annotated[str, typer.Option(help="episodic, semantic or procedural.")] = "episodic",
-    session_id: Annotated[Optional[str], typer.Option()] = None,
+    session_id: Annotated[str | None, typer.Option()] = None,
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:
     """Store one memory directly in the database and print its id."""
@@ -147,7 +147,7 @@ def add(
 @cli.command()
 def search(
     query: str,
-    user_id: Annotated[Optional[str], typer.Option()] = None,
+    user_id: Annotated[str | None, typer.Option()] = None,
     k: Annotated[int, typer.Option(min=1, max=200)] = 5,
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:

@@ -55,7 +55,10 @@ def vector_width(engine: Engine) -> int | None:
 def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
     engine = open_database(settings)
     embedder = embedder or Embedder(
-        settings.embedding_model, settings.embedding_device, settings.embedding_batch_size, settings.embedding_max_wait_ms
+        settings.embedding_model,
+        settings.embedding_device,
+        settings.embedding_batch_size,
+        settings.embedding_max_wait_ms,
     )
     width = vector_width(engine)
     if width != embedder.dim:

@@ -14,9 +14,7 @@ def _vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
 
 
-def dense_candidates(
-    session: Session, query: SearchQuery, limit: int, ef_search: int
-) -> list[tuple[Any, float]]:
+def dense_candidates(session: Session, query: SearchQuery, limit: int, ef_search: int) -> list[tuple[Any, float]]:
     """(id, cosine similarity), best first. Iterative index scans keep filtered queries returning `limit`."""
     where, params = memory_filter(query)
     session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))

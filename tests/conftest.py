@@ -5,10 +5,7 @@ Nothing is mocked: tests talk HTTP to the ASGI app (TestClient) or to a live uvi
 
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from app.local_server import serve_in_thread  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime import Runtime, build_runtime  # noqa: E402
 from app.services.tenants import create_tenant_with_key  # noqa: E402
@@ -86,29 +84,11 @@ class LiveServer:
     api_key: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_url(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A real uvicorn server on a loopback port, in a thread, sharing the session's runtime."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("live server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture()

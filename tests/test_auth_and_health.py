@@ -24,10 +24,13 @@ def test_bootstrap_key_works(anon: TestClient) -> None:
 
 def test_tenants_are_isolated(app, new_key) -> None:  # type: ignore[no-untyped-def]
     key_a, key_b = new_key(), new_key()
-    with TestClient(app, headers={"Authorization": f"Bearer {key_a}"}) as a, TestClient(
-        app, headers={"Authorization": f"Bearer {key_b}"}
-    ) as b:
-        [memory_id] = a.post("/v1/memories", json={"content": "tenant A's secret plan", "user_id": "same-user"}).json()["ids"]
+    with (
+        TestClient(app, headers={"Authorization": f"Bearer {key_a}"}) as a,
+        TestClient(app, headers={"Authorization": f"Bearer {key_b}"}) as b,
+    ):
+        [memory_id] = a.post("/v1/memories", json={"content": "tenant A's secret plan", "user_id": "same-user"}).json()[
+            "ids"
+        ]
         assert b.get(f"/v1/memories/{memory_id}").status_code == 404
         assert b.patch(f"/v1/memories/{memory_id}", json={"importance": 0}).status_code == 404
         assert b.delete(f"/v1/memories/{memory_id}", params={"hard": "true"}).status_code == 404
@@ -58,6 +61,12 @@ def test_unknown_route_and_method_use_error_body(client: TestClient) -> None:
 
 def test_openapi_lists_routes(anon: TestClient) -> None:
     paths = anon.get("/openapi.json").json()["paths"]
-    for path in ("/v1/memories", "/v1/messages", "/v1/search", "/v1/memories/{memory_id}", "/v1/memories/{memory_id}/history"):
+    for path in (
+        "/v1/memories",
+        "/v1/messages",
+        "/v1/search",
+        "/v1/memories/{memory_id}",
+        "/v1/memories/{memory_id}/history",
+    ):
         assert path in paths
     assert anon.get("/docs").status_code == 200

@@ -61,7 +61,12 @@ def test_idempotency_key_returns_original_id(client: TestClient) -> None:
     assert again == first
     batch = client.post(
         "/v1/memories",
-        json={"memories": [{"content": "x", "user_id": "u1", "idempotency_key": "k2"}, {"content": "y", "user_id": "u1", "idempotency_key": "k2"}]},
+        json={
+            "memories": [
+                {"content": "x", "user_id": "u1", "idempotency_key": "k2"},
+                {"content": "y", "user_id": "u1", "idempotency_key": "k2"},
+            ]
+        },
     ).json()["ids"]
     assert batch[0] == batch[1]
     listed = client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]
@@ -75,7 +80,12 @@ def test_messages_become_episodic_memories(client: TestClient) -> None:
             "user_id": "u1",
             "session_id": "s9",
             "messages": [
-                {"role": "user", "name": "Ann", "content": "I adopted a cat named Miso", "timestamp": "2023-05-08T13:56:00Z"},
+                {
+                    "role": "user",
+                    "name": "Ann",
+                    "content": "I adopted a cat named Miso",
+                    "timestamp": "2023-05-08T13:56:00Z",
+                },
                 {"role": "assistant", "content": "Lovely! How old is Miso?"},
             ],
         },
@@ -92,7 +102,10 @@ def test_messages_become_episodic_memories(client: TestClient) -> None:
 def test_validation_errors_name_the_field(client: TestClient) -> None:
     cases = [
         ({"content": "x", "user_id": "u1", "type": "dream"}, "type"),
-        ({"content": "x", "user_id": "u1", "type": "procedural", "attributes": {"successes": -1}}, "attributes.successes"),
+        (
+            {"content": "x", "user_id": "u1", "type": "procedural", "attributes": {"successes": -1}},
+            "attributes.successes",
+        ),
         ({"content": "x", "user_id": "u1", "attributes": {"colour": "red"}}, "attributes.colour"),
         ({"content": "", "user_id": "u1"}, "content"),
         ({"content": "x"}, "user_id or agent_id"),
@@ -201,7 +214,9 @@ def test_hard_delete_leaves_no_rows(client: TestClient, runtime: Runtime) -> Non
             ("memories", "id"), ("memory_events", "memory_id"), ("memory_keys", "memory_id"),
             ("memory_links", "src_id"), ("memory_links", "dst_id"),
         ]:  # fmt: skip
-            count = session.execute(text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": memory_id}).scalar()
+            count = session.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": memory_id}
+            ).scalar()
             assert count == 0, table
     assert client.get(f"/v1/memories/{other}").status_code == 200
 

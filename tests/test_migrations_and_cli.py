@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from app.db import migrate
 from app.db.migrate import SchemaBehindError
+from app.local_server import free_port
 from app.runtime import Runtime, open_database
 from app.settings import Settings
 
@@ -35,7 +36,9 @@ def test_migrations_from_empty_create_the_schema(runtime: Runtime) -> None:
     tables = set(inspect(engine).get_table_names())
     assert {"tenants", "api_keys", "memories", "memory_links", "memory_keys", "memory_events"} <= tables
     with engine.connect() as conn:
-        indexes = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")).all())
+        indexes = dict(
+            conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")).all()
+        )
     assert "hnsw" in indexes["memories_embedding_idx"] and "vector_cosine_ops" in indexes["memories_embedding_idx"]
     assert "gin" in indexes["memories_tsv_idx"]
     engine.dispose()
@@ -57,18 +60,10 @@ def _loci(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.C
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.timeout(300)
 def test_cli_commands_share_one_embedded_server(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = Path(str(tmp_path_factory.mktemp("clihome")))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LOCI_HOME": str(home), "LOCI_PORT": str(port), "HF_HUB_OFFLINE": "1"}
     env.pop("LOCI_DATABASE_URL", None)
     env.pop("LOCI_BOOTSTRAP_API_KEY", None)
@@ -103,7 +98,9 @@ def test_cli_commands_share_one_embedded_server(tmp_path_factory: pytest.TempPat
 
         got = httpx.get(f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {key}"})
         assert got.status_code == 200 and got.json()["content"] == "The launch is planned for Tuesday"
-        other = httpx.get(f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {default_key}"})
+        other = httpx.get(
+            f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {default_key}"}
+        )
         assert other.status_code == 404
 
         found = _loci(env, "search", "when is the launch", "--user-id", "cli-user", "--tenant", "acme")

@@ -45,7 +45,9 @@ def test_obviously_relevant_memory_ranks_first(client: TestClient) -> None:
 
 def test_results_carry_score_components(client: TestClient) -> None:
     _load(client)
-    results = client.post("/v1/search", json={"query": "Tom marathon Berlin", "user_id": "u1", "k": 5}).json()["results"]
+    results = client.post("/v1/search", json={"query": "Tom marathon Berlin", "user_id": "u1", "k": 5}).json()[
+        "results"
+    ]
     top = results[0]
     assert top["scores"]["dense"] is not None and top["scores"]["lexical"] is not None
     assert top["score"] == top["scores"]["fused"]
@@ -59,9 +61,19 @@ def test_scope_type_and_metadata_filters(client: TestClient) -> None:
         json={
             "memories": [
                 {"content": "Paris trip booked for June", "user_id": "a", "metadata": {"topic": "travel"}},
-                {"content": "Paris hotel is near the Louvre", "user_id": "a", "type": "semantic", "metadata": {"topic": "hotel"}},
+                {
+                    "content": "Paris hotel is near the Louvre",
+                    "user_id": "a",
+                    "type": "semantic",
+                    "metadata": {"topic": "hotel"},
+                },
                 {"content": "Paris trip for the other user", "user_id": "b", "metadata": {"topic": "travel"}},
-                {"content": "Paris office visit", "user_id": "a", "session_id": "work", "metadata": {"topic": "work", "n": 2}},
+                {
+                    "content": "Paris office visit",
+                    "user_id": "a",
+                    "session_id": "work",
+                    "metadata": {"topic": "work", "n": 2},
+                },
             ]
         },
     )
@@ -75,7 +87,10 @@ def test_scope_type_and_metadata_filters(client: TestClient) -> None:
     assert contents(user_id="a", types=["semantic"]) == {"Paris hotel is near the Louvre"}
     assert contents(user_id="a", session_id="work") == {"Paris office visit"}
     assert contents(user_id="a", filters={"topic": "travel"}) == {"Paris trip booked for June"}
-    assert contents(filters={"topic": {"in": ["hotel", "work"]}}) == {"Paris hotel is near the Louvre", "Paris office visit"}
+    assert contents(filters={"topic": {"in": ["hotel", "work"]}}) == {
+        "Paris hotel is near the Louvre",
+        "Paris office visit",
+    }
     assert contents(filters={"n": 2}) == {"Paris office visit"}
     assert len(contents()) == 4
 
@@ -110,7 +125,9 @@ def test_as_of_filters_on_valid_time(client: TestClient) -> None:
             {"content": "Ann lives in Lisbon", "user_id": "u1", "type": "semantic", "event_at": "2024-01-01T00:00:00Z"},
         ]},
     )  # fmt: skip
-    then = client.post("/v1/search", json={"query": "where does Ann live", "user_id": "u1", "as_of": "2021-06-01T00:00:00Z"})
+    then = client.post(
+        "/v1/search", json={"query": "where does Ann live", "user_id": "u1", "as_of": "2021-06-01T00:00:00Z"}
+    )
     assert [r["content"] for r in then.json()["results"]] == ["Ann lives in Oslo"]
 
 

@@ -15,10 +15,9 @@ from app.errors import CODES, ApiError
 log = logging.getLogger(__name__)
 
 
-
-
-
-def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
@@ -54,7 +53,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return error_response(503, "unavailable", "the database is unavailable; retry shortly", None, {"Retry-After": "1"})
+        return error_response(
+            503, "unavailable", "the database is unavailable; retry shortly", None, {"Retry-After": "1"}
+        )
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:

@@ -27,4 +27,6 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     except SQLAlchemyError:
         pass
     ready = all(checks.values())
-    return JSONResponse(status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", "checks": checks})
+    return JSONResponse(
+        status_code=200 if ready else 503, content={"status": "ready" if ready else "not_ready", "checks": checks}
+    )

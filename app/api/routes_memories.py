@@ -75,7 +75,9 @@ async def _store(runtime: RuntimeDep, tenant_id: uuid.UUID, items: list[MemoryCr
     return IdsResponse(ids=await run_in_threadpool(work))
 
 
-@router.post("/messages", status_code=201, response_model=IdsResponse, summary="Store chat messages as episodic memories")
+@router.post(
+    "/messages", status_code=201, response_model=IdsResponse, summary="Store chat messages as episodic memories"
+)
 async def create_messages(payload: MessagesCreate, runtime: RuntimeDep, principal: Writer) -> IdsResponse:
     check_batch_size(len(payload.messages), runtime.settings)
     check_memory_sizes([(m.content, None) for m in payload.messages], runtime.settings, batched=True)
@@ -100,9 +102,7 @@ def patch_memory(memory_id: uuid.UUID, patch: MemoryPatch, runtime: RuntimeDep, 
 
 
 @router.delete("/memories/{memory_id}", response_model=DeleteResponse)
-def delete_memory(
-    memory_id: uuid.UUID, runtime: RuntimeDep, principal: Writer, hard: bool = False
-) -> DeleteResponse:
+def delete_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Writer, hard: bool = False) -> DeleteResponse:
     with runtime.sessions.begin() as session:
         memory_store.delete_memory(session, principal.tenant_id, memory_id, hard, f"key:{principal.key_id}")
     return DeleteResponse(id=memory_id, deleted="hard" if hard else "soft")

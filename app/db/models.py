@@ -14,8 +14,8 @@ from sqlalchemy import (
     Computed,
     DateTime,
     Float,
-    Identity,
     ForeignKey,
+    Identity,
     Integer,
     String,
     Text,
@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 
 class Base(DeclarativeBase):
     pass

@@ -63,9 +63,7 @@ def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str])
     if not keys:
         return {}
     rows = session.execute(
-        select(Memory.idempotency_key, Memory.id).where(
-            Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys)
-        )
+        select(Memory.idempotency_key, Memory.id).where(Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys))
     ).all()
     return {key: memory_id for key, memory_id in rows}
 
@@ -102,7 +100,10 @@ def create_memories(
     session.execute(insert(Memory), rows)
     session.execute(
         insert(MemoryEvent),
-        [{"tenant_id": tenant_id, "memory_id": r["id"], "op": "create", "after": snapshot(r), "actor": actor} for r in rows],
+        [
+            {"tenant_id": tenant_id, "memory_id": r["id"], "op": "create", "after": snapshot(r), "actor": actor}
+            for r in rows
+        ],
     )
     return ids
 
@@ -161,7 +162,9 @@ def update_memory(
     memory.version += 1
     memory.updated_at = datetime.now(UTC)
     session.add(
-        MemoryEvent(tenant_id=tenant_id, memory_id=memory.id, op="update", before=before, after=snapshot(memory), actor=actor)
+        MemoryEvent(
+            tenant_id=tenant_id, memory_id=memory.id, op="update", before=before, after=snapshot(memory), actor=actor
+        )
     )
     session.flush()
     return memory
@@ -184,7 +187,9 @@ def delete_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, 
     )
     session.refresh(memory)
     session.add(
-        MemoryEvent(tenant_id=tenant_id, memory_id=memory.id, op="delete", before=before, after=snapshot(memory), actor=actor)
+        MemoryEvent(
+            tenant_id=tenant_id, memory_id=memory.id, op="delete", before=before, after=snapshot(memory), actor=actor
+        )
     )
 
 
@@ -197,7 +202,9 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         return int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "cursor is not valid; pass next_cursor from a previous page", details={"field": "cursor"}) from None
+        raise ApiError(
+            422, "cursor is not valid; pass next_cursor from a previous page", details={"field": "cursor"}
+        ) from None
 
 
 def list_memories(

@@ -1,0 +1,1 @@
+"""Performance benchmarks (speed, cost, scale); not part of the test suite."""

@@ -1,0 +1,184 @@
+"""Request building, response parsing and retry policy shared by the sync and async clients.
+
+Each public client method is a thin wrapper: one builder here turns its arguments into a `Call`
+(method, path, query, body, and the parser for the answer); the client sends it; `parse_response`
+turns the answer into a model or a typed exception. The REST contract is therefore encoded once,
+so MemoryClient and AsyncMemoryClient cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic_core import to_jsonable_python
+
+from ._version import __version__
+from .errors import ConnectionFailed, LociError, error_from_response
+from .models import Created, DeleteResult, History, Memory, MemoryEvent, MemoryPage, SearchResponse
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8420"
+_MEMORIES = "/v1/memories"
+
+# Failures where the request cannot have been processed (no connection was made) or where a pooled
+# keep-alive connection was closed by the server under us; anything else (a read timeout, say) may
+# have reached the server, and retrying a POST then could store it twice.
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One HTTP request of the contract and how to read its successful answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff for connection failures only; HTTP errors are never retried."""
+
+    retries: int
+    backoff: float
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.backoff < 0:
+            raise ValueError("retries and backoff must be >= 0")
+
+    def delay(self, call: Call[Any], exc: httpx.TransportError, attempt: int) -> float:
+        """Seconds to wait before retrying after failed attempt number `attempt` (0-based).
+
+        Raises ConnectionFailed (chained to `exc`) when the failure is not retryable or the
+        retries are used up, so callers only sleep and loop.
+        """
+        if isinstance(exc, _RETRYABLE) and attempt < self.retries:
+            return self.backoff * 2.0**attempt
+        raise ConnectionFailed(
+            f"{call.method} {call.path} failed after {attempt + 1} attempt(s): {type(exc).__name__}: {exc}",
+            code="connection_failed",
+        ) from exc
+
+
+def client_options(base_url: str | None, api_key: str | None, timeout: float) -> dict[str, Any]:
+    """httpx client settings; unset url and key come from LOCI_URL and LOCI_API_KEY.
+
+    Without any key no Authorization header is sent: /healthz and /readyz still work and /v1
+    calls fail with a clear AuthenticationError instead of a client-side guess.
+    """
+    key = api_key or os.environ.get("LOCI_API_KEY")
+    headers = {"Accept": "application/json", "User-Agent": f"loci-client/{__version__}"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    url = base_url or os.environ.get("LOCI_URL") or DEFAULT_URL
+    return {"base_url": url.rstrip("/"), "headers": headers, "timeout": httpx.Timeout(timeout)}
+
+
+def parse_response(call: Call[T], response: httpx.Response) -> T:
+    """The call's result from a response, or the typed exception for an error status."""
+    if response.is_error:
+        raise error_from_response(response)
+    try:
+        return call.parse(response.json())
+    except ValueError as exc:  # invalid JSON, or JSON that does not fit the model (pydantic's error is a ValueError)
+        raise LociError(
+            f"unexpected answer to {call.method} {call.path}: {exc}",
+            status_code=response.status_code,
+            code="invalid_response",
+        ) from exc
+
+
+def _compact(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-ready fields without the None ones, so the server applies its own defaults.
+
+    Only the top level is compacted: a None inside metadata is the caller's data. Datetimes become
+    ISO 8601 strings (UTC ones with "Z"; naive ones stay naive and the server decides).
+    """
+    body: dict[str, Any] = to_jsonable_python({name: value for name, value in fields.items() if value is not None})
+    return body
+
+
+def _memory_path(memory_id: str) -> str:
+    """Path of one memory; the id is escaped so a stray "/" or "?" cannot address another route."""
+    return f"{_MEMORIES}/{quote(str(memory_id), safe='')}"
+
+
+def _one_id(body: Any) -> str:
+    ids = Created.model_validate(body).ids
+    if len(ids) != 1:
+        raise ValueError(f"expected exactly one id, got {len(ids)}")
+    return ids[0]
+
+
+def _ids(body: Any) -> list[str]:
+    return Created.model_validate(body).ids
+
+
+def _events(body: Any) -> list[MemoryEvent]:
+    return History.model_validate(body).events
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def add(**fields: Any) -> Call[str]:
+    """POST one memory; the fields are the create fields of docs/api.md."""
+    return Call("POST", _MEMORIES, _one_id, json=_compact(fields))
+
+
+def add_many(memories: Iterable[Mapping[str, Any]]) -> Call[list[str]]:
+    """POST a batch; the server stores all or nothing and answers ids in input order."""
+    return Call("POST", _MEMORIES, _ids, json={"memories": [_compact(m) for m in memories]})
+
+
+def add_messages(messages: Iterable[Mapping[str, Any]], **fields: Any) -> Call[list[str]]:
+    """POST a conversation turn list; the server turns each message into an episodic memory."""
+    body = _compact(fields) | {"messages": [_compact(m) for m in messages]}
+    return Call("POST", "/v1/messages", _ids, json=body)
+
+
+def get(memory_id: str) -> Call[Memory]:
+    return Call("GET", _memory_path(memory_id), Memory.model_validate)
+
+
+def update(memory_id: str, **fields: Any) -> Call[Memory]:
+    """PATCH only the given fields; None means "leave unchanged", not "clear"."""
+    return Call("PATCH", _memory_path(memory_id), Memory.model_validate, json=_compact(fields))
+
+
+def delete(memory_id: str, hard: bool) -> Call[DeleteResult]:
+    params = {"hard": "true"} if hard else None
+    return Call("DELETE", _memory_path(memory_id), DeleteResult.model_validate, params=params)
+
+
+def list_memories(**filters: Any) -> Call[MemoryPage]:
+    """GET one page of memories matching the given filters."""
+    return Call("GET", _MEMORIES, MemoryPage.model_validate, params=_compact(filters))
+
+
+def history(memory_id: str) -> Call[list[MemoryEvent]]:
+    return Call("GET", f"{_memory_path(memory_id)}/history", _events)
+
+
+def search(**fields: Any) -> Call[SearchResponse]:
+    """POST a search; the fields are the search body of docs/api.md."""
+    return Call("POST", "/v1/search", SearchResponse.model_validate, json=_compact(fields))
+
+
+def health() -> Call[dict[str, Any]]:
+    return Call("GET", "/healthz", _object)
+
+
+def ready() -> Call[dict[str, Any]]:
+    return Call("GET", "/readyz", _object)

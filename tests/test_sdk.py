@@ -1,0 +1,273 @@
+"""The Python SDK (sdk/loci_client) against a real uvicorn server: no mocks, a fresh tenant per test."""
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from loci_client import (
+    AsyncMemoryClient,
+    AuthenticationError,
+    ConnectionFailed,
+    DeleteResult,
+    LociError,
+    Memory,
+    MemoryClient,
+    NotFoundError,
+    PayloadTooLargeError,
+    SearchResponse,
+    ValidationError,
+)
+
+
+@pytest.fixture()
+def memory(live_server) -> Iterator[MemoryClient]:  # type: ignore[no-untyped-def]
+    with MemoryClient(live_server.url, live_server.api_key) as client:
+        yield client
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on: bound once by us, then released."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_health_and_ready(memory: MemoryClient) -> None:
+    assert memory.health()["status"] == "ok"
+    assert memory.ready()["status"] == "ready"
+
+
+def test_settings_from_env(live_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LOCI_URL", live_server.url)
+    monkeypatch.setenv("LOCI_API_KEY", live_server.api_key)
+    with MemoryClient() as client:
+        assert client.base_url == live_server.url
+        assert client.list().memories == []
+
+
+def test_add_get_round_trip(memory: MemoryClient) -> None:
+    event_at = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    memory_id = memory.add(
+        "Alice's favourite tea is jasmine",
+        type="semantic",
+        user_id="alice",
+        session_id="s1",
+        event_at=event_at,
+        importance=0.9,
+        metadata={"topic": "drinks"},
+        attributes={"subject": "Alice", "predicate": "favourite tea", "object": "jasmine"},
+        source="agent",
+    )
+    got = memory.get(memory_id)
+    assert isinstance(got, Memory)
+    assert (got.id, got.type, got.content) == (memory_id, "semantic", "Alice's favourite tea is jasmine")
+    assert (got.user_id, got.agent_id, got.session_id) == ("alice", None, "s1")
+    assert got.event_at == event_at
+    assert got.importance == 0.9
+    assert got.metadata == {"topic": "drinks"}
+    assert got.attributes["object"] == "jasmine"
+    assert (got.source, got.status, got.version) == ("agent", "active", 1)
+
+
+def test_idempotency_key_returns_the_original_id(memory: MemoryClient) -> None:
+    first = memory.add("Bob booked a flight to Oslo", user_id="bob", idempotency_key="flight-1")
+    again = memory.add("Bob booked a flight to Oslo (retry)", user_id="bob", idempotency_key="flight-1")
+    assert again == first
+    assert [m.id for m in memory.iter_memories(user_id="bob")] == [first]
+
+
+def test_add_many_returns_ids_in_input_order(memory: MemoryClient) -> None:
+    contents = ["The red kite nests in the oak", "The heron fishes at dawn", "The owl hunts after dusk"]
+    ids = memory.add_many([{"content": c, "user_id": "u1", "metadata": {"n": i}} for i, c in enumerate(contents)])
+    assert len(ids) == len(set(ids)) == 3
+    assert [memory.get(i).content for i in ids] == contents
+    assert [memory.get(i).metadata["n"] for i in ids] == [0, 1, 2]
+
+
+def test_add_many_is_all_or_nothing(memory: MemoryClient) -> None:
+    with pytest.raises(ValidationError):
+        memory.add_many([{"content": "a fine memory", "user_id": "u1"}, {"content": "", "user_id": "u1"}])
+    assert memory.list(user_id="u1").memories == []
+
+
+def test_add_messages(memory: MemoryClient) -> None:
+    sent_at = datetime(2024, 2, 1, 9, 30, tzinfo=UTC)
+    ids = memory.add_messages(
+        [
+            {"role": "user", "name": "Bob", "content": "I'm moving to Lisbon next month", "timestamp": sent_at},
+            {"role": "assistant", "content": "Exciting! Do you need help finding an apartment?"},
+        ],
+        user_id="bob",
+        session_id="chat-1",
+    )
+    assert len(ids) == 2
+    first, second = (memory.get(i) for i in ids)
+    assert (first.type, first.content, first.user_id, first.session_id) == (
+        "episodic",
+        "I'm moving to Lisbon next month",
+        "bob",
+        "chat-1",
+    )
+    assert first.event_at == sent_at
+    assert first.attributes["role"] == "user" and first.attributes["speaker"] == "Bob"
+    assert second.attributes["role"] == "assistant"
+
+
+def test_update_re_embeds_so_search_finds_the_new_content(memory: MemoryClient) -> None:
+    memory.add_many(
+        [
+            {"content": "The user rides a red bicycle to work", "user_id": "u1"},
+            {"content": "The user's sister lives in Toronto", "user_id": "u1"},
+        ]
+    )
+    target = memory.add("The user is allergic to peanuts", user_id="u1", metadata={"kept": True})
+    updated = memory.update(target, content="The user adopted a golden retriever puppy named Biscuit")
+    assert updated.content == "The user adopted a golden retriever puppy named Biscuit"
+    assert updated.version == 2
+    assert updated.metadata == {"kept": True}  # fields not passed are left alone
+
+    top = memory.search("What is the name of the user's dog?", user_id="u1").results[0]
+    assert (top.id, top.content) == (target, updated.content)
+
+
+def test_soft_and_hard_delete(memory: MemoryClient) -> None:
+    soft = memory.add("The office wifi password is hunter2", user_id="u1")
+    hard = memory.add("The spare key is under the flower pot", user_id="u1")
+
+    result = memory.delete(soft)
+    assert isinstance(result, DeleteResult)
+    assert (result.id, result.deleted) == (soft, "soft")
+    assert memory.get(soft).status == "deleted"
+    assert soft not in [r.id for r in memory.search("wifi password", user_id="u1").results]
+
+    assert memory.delete(hard, hard=True).deleted == "hard"
+    with pytest.raises(NotFoundError):
+        memory.get(hard)
+
+
+def test_list_and_iter_memories_paginate(memory: MemoryClient) -> None:
+    ids = memory.add_many([{"content": f"Pagination note number {i}", "user_id": "pager"} for i in range(7)])
+    memory.add("A memory of somebody else", user_id="other")
+
+    seen: list[str] = []
+    pages = 0
+    cursor: str | None = None
+    while True:
+        page = memory.list(user_id="pager", limit=3, cursor=cursor)
+        pages += 1
+        assert len(page.memories) <= 3
+        seen += [m.id for m in page.memories]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 7
+    assert set(seen) == set(ids)
+
+    assert [m.id for m in memory.iter_memories(user_id="pager", limit=3)] == seen  # same order again
+    assert len(list(memory.iter_memories(limit=3))) == 8  # no filter: every user of the tenant
+
+
+def test_history_records_each_change(memory: MemoryClient) -> None:
+    memory_id = memory.add("The user's gym is on Elm Street", user_id="u1")
+    memory.update(memory_id, importance=0.2)
+    memory.delete(memory_id)
+
+    events = memory.history(memory_id)
+    assert [e.op for e in events] == ["create", "update", "delete"]
+    assert all(isinstance(e.at, datetime) for e in events)
+    assert [e.at for e in events] == sorted(e.at for e in events)
+
+
+def test_search_ranks_the_relevant_memory_first(memory: MemoryClient) -> None:
+    facts = {
+        "code": "The user prefers Python for data analysis",
+        "pets": "The user's cat is called Miso",
+        "travel": "The user went hiking in the Alps last summer",
+        "food": "The user's favourite cuisine is Thai food",
+        "work": "The weekly design review is on Thursday afternoons",
+    }
+    batch = [{"content": c, "user_id": "u1", "metadata": {"topic": t}} for t, c in facts.items()]
+    ids = dict(zip(facts, memory.add_many(batch), strict=True))
+
+    response = memory.search("Which programming language does the user like?", user_id="u1", k=3)
+    assert isinstance(response, SearchResponse)
+    assert response.took_ms >= 0
+    assert 1 <= len(response.results) <= 3
+    assert response.results[0].id == ids["code"]
+    scores = [r.score for r in response.results]
+    assert scores == sorted(scores, reverse=True)
+    assert isinstance(response.results[0].scores.fused, float)
+
+    filtered = memory.search("what does the user like", user_id="u1", filters={"topic": "pets"})
+    assert [r.id for r in filtered.results] == [ids["pets"]]
+
+
+def test_bad_api_key_raises_authentication_error(live_server) -> None:  # type: ignore[no-untyped-def]
+    with MemoryClient(live_server.url, "loci_not_a_real_key") as client:
+        with pytest.raises(AuthenticationError) as caught:
+            client.list()
+    assert (caught.value.status_code, caught.value.code) == (401, "unauthorized")
+
+
+def test_unknown_id_raises_not_found(memory: MemoryClient) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        memory.get(str(uuid.uuid4()))
+    assert caught.value.code == "not_found"
+    assert caught.value.status_code == 404
+    assert isinstance(caught.value, LociError)
+
+
+def test_unknown_type_raises_validation_error(memory: MemoryClient) -> None:
+    with pytest.raises(ValidationError) as caught:
+        memory.add("Something happened", type="nonsense", user_id="u1")
+    assert caught.value.code == "validation_error"
+    assert any("type" in detail["loc"] for detail in caught.value.details)
+
+
+def test_oversize_content_raises_payload_too_large(memory: MemoryClient) -> None:
+    with pytest.raises(PayloadTooLargeError) as caught:
+        memory.add("x" * (33 * 1024), user_id="u1")
+    assert (caught.value.status_code, caught.value.code) == (413, "payload_too_large")
+
+
+def test_closed_port_raises_connection_failed_quickly() -> None:
+    started = time.monotonic()
+    with MemoryClient(f"http://127.0.0.1:{_closed_port()}", "any", retries=1, backoff=0.01) as client:
+        with pytest.raises(ConnectionFailed) as caught:
+            client.health()
+    assert caught.value.status_code is None
+    assert "2 attempt" in str(caught.value)
+    assert time.monotonic() - started < 5
+
+
+def test_async_client(live_server) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with AsyncMemoryClient(live_server.url, live_server.api_key) as memory:
+            contents = [f"Async note {i} about sailing boats" for i in range(4)]
+            ids = await asyncio.gather(*(memory.add(c, user_id="async") for c in contents))
+            assert [(await memory.get(i)).content for i in ids] == contents
+
+            target = await memory.add("The user's car is a blue Volvo estate", user_id="async")
+            assert (await memory.update(target, importance=0.1)).importance == 0.1
+            hits = await memory.search("what car does the user drive", user_id="async")
+            assert hits.results[0].id == target
+
+            listed = [m.id async for m in memory.iter_memories(user_id="async", limit=2)]
+            assert sorted(listed) == sorted([*ids, target])
+            assert [e.op for e in await memory.history(target)] == ["create", "update"]
+
+            assert (await memory.delete(target, hard=True)).deleted == "hard"
+            with pytest.raises(NotFoundError):
+                await memory.get(target)
+            assert (await memory.health())["status"] == "ok"
+
+        async with AsyncMemoryClient(f"http://127.0.0.1:{_closed_port()}", retries=1, backoff=0.01) as offline:
+            with pytest.raises(ConnectionFailed):
+                await offline.health()
+
+    asyncio.run(scenario())
