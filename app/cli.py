@@ -138,7 +138,9 @@ def add(
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
         with runtime.sessions.begin() as session:
-            [memory_id] = create_memories(session, tenant_id, [item], runtime.embedder, "cli")
+            [memory_id] = create_memories(
+                session, tenant_id, [item], runtime.embedder, "cli", runtime.settings.near_duplicate_threshold
+            )
     finally:
         runtime.close()
     print(memory_id)

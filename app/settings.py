@@ -50,6 +50,10 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
 
+    near_duplicate_threshold: float | None = Field(
+        default=0.95, ge=0.0, le=1.0, description="Cosine above which a semantic/procedural write merges; unset = off."
+    )
+
     @cached_property
     def pgdata(self) -> Path:
         return self.home / "pgdata"

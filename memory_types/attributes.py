@@ -53,11 +53,6 @@ class ProceduralAttributes(_Attributes):
             raise ValueError("steps must not contain blank entries")
         return self
 
-    @property
-    def utility(self) -> float:
-        """Laplace-smoothed success rate: an untried procedure starts at 0.5."""
-        return (self.successes + 1) / (self.successes + self.failures + 2)
-
 
 ATTRIBUTE_SCHEMAS: dict[MemoryType, type[_Attributes]] = {
     MemoryType.episodic: EpisodicAttributes,

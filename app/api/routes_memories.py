@@ -70,7 +70,9 @@ async def create_memories(request: Request, runtime: RuntimeDep, principal: Writ
 async def _store(runtime: RuntimeDep, tenant_id: uuid.UUID, items: list[MemoryCreate], actor: str) -> IdsResponse:
     def work() -> list[uuid.UUID]:
         with runtime.sessions.begin() as session:
-            return memory_store.create_memories(session, tenant_id, items, runtime.embedder, actor)
+            return memory_store.create_memories(
+                session, tenant_id, items, runtime.embedder, actor, runtime.settings.near_duplicate_threshold
+            )
 
     return IdsResponse(ids=await run_in_threadpool(work))
 

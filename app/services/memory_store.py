@@ -13,6 +13,7 @@ from app.api.schemas import MemoryCreate, MemoryPatch, Message, MessagesCreate
 from app.db.models import Memory, MemoryEvent
 from app.embedder import Embedder
 from app.errors import ApiError, not_found
+from app.services import write_rules
 from memory_types import MemoryType, content_hash, validate_attributes
 
 SNAPSHOT_FIELDS = (
@@ -69,43 +70,86 @@ def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str])
 
 
 def create_memories(
-    session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate], embedder: Embedder, actor: str
+    session: Session,
+    tenant_id: uuid.UUID,
+    items: Sequence[MemoryCreate],
+    embedder: Embedder,
+    actor: str,
+    near_duplicate_threshold: float | None = None,
 ) -> list[uuid.UUID]:
     """Store items in one transaction and return their ids in input order.
 
-    An idempotency key seen before (in the database or earlier in the same batch) yields the
-    original id and stores nothing new, so a retried request never duplicates memories.
+    An idempotency key seen before (in the database or earlier in the batch) yields the original id
+    and stores nothing new, so a retried request never duplicates memories. Exact duplicates and, for
+    types that merge, near-duplicates above the threshold reinforce the stored memory and yield its id.
+    A stored semantic fact supersedes the active facts it contradicts.
     """
     known = _existing_idempotent(session, tenant_id, {i.idempotency_key for i in items if i.idempotency_key})
-    ids: list[uuid.UUID] = []
-    fresh: list[tuple[uuid.UUID, MemoryCreate]] = []
-    for item in items:
-        key = item.idempotency_key
-        if key is not None and key in known:
-            ids.append(known[key])
+    ids: list[uuid.UUID | None] = [known.get(item.idempotency_key or "") for item in items]
+    same_as: dict[int, int] = {}  # position -> earlier position in this batch that it repeats
+    first_with: dict[Any, int] = {}
+    candidates: list[int] = []
+    for pos, item in enumerate(items):
+        if ids[pos] is not None:
             continue
-        memory_id = uuid.uuid4()
-        if key is not None:
-            known[key] = memory_id
-        ids.append(memory_id)
-        fresh.append((memory_id, item))
-    if not fresh:
-        return ids
-    vectors = embedder.embed([item.content for _, item in fresh])
+        keys = [("dedup", write_rules.dedup_key(item))]
+        if item.idempotency_key:
+            keys.append(("idempotency", item.idempotency_key))
+        earlier = next((first_with[k] for k in keys if k in first_with), None)
+        if earlier is not None:
+            same_as[pos] = earlier
+            continue
+        for k in keys:
+            first_with[k] = pos
+        candidates.append(pos)
+
     now = datetime.now(UTC)
-    rows = [
-        _row(memory_id, item, tenant_id, vector, embedder.model_name, now)
-        for (memory_id, item), vector in zip(fresh, vectors, strict=True)
-    ]
-    session.execute(insert(Memory), rows)
-    session.execute(
-        insert(MemoryEvent),
-        [
-            {"tenant_id": tenant_id, "memory_id": r["id"], "op": "create", "after": snapshot(r), "actor": actor}
-            for r in rows
-        ],
-    )
-    return ids
+    stored = write_rules.find_exact_duplicates(session, tenant_id, [items[pos] for pos in candidates])
+    to_embed: list[int] = []
+    for pos in candidates:
+        existing = stored.get(write_rules.dedup_key(items[pos]))
+        if existing is None:
+            to_embed.append(pos)
+            continue
+        ids[pos] = existing
+        write_rules.reinforce(
+            session, tenant_id, write_rules.Reinforcement(existing, "reinforce", 1.0), items[pos], actor, now
+        )
+
+    vectors = embedder.embed([items[pos].content for pos in to_embed])
+    rows: list[dict[str, Any]] = []
+    for pos, vector in zip(to_embed, vectors, strict=True):
+        item = items[pos]
+        near = (
+            write_rules.find_near_duplicate(session, tenant_id, item, vector, near_duplicate_threshold)
+            if near_duplicate_threshold is not None
+            else None
+        )
+        if near is not None:
+            ids[pos] = near[0]
+            write_rules.reinforce(
+                session, tenant_id, write_rules.Reinforcement(near[0], "merge", near[1]), item, actor, now
+            )
+            continue
+        ids[pos] = uuid.uuid4()
+        rows.append(_row(ids[pos], item, tenant_id, vector, embedder.model_name, now))
+    if rows:
+        session.execute(insert(Memory), rows)
+        session.execute(
+            insert(MemoryEvent),
+            [
+                {"tenant_id": tenant_id, "memory_id": r["id"], "op": "create", "after": snapshot(r), "actor": actor}
+                for r in rows
+            ],
+        )
+        for row in rows:
+            write_rules.supersede_contradicted(session, tenant_id, row, actor)
+    for pos, earlier in same_as.items():
+        ids[pos] = ids[earlier]
+    resolved = [memory_id for memory_id in ids if memory_id is not None]
+    if len(resolved) != len(items):
+        raise RuntimeError("every item must resolve to a memory id")
+    return resolved
 
 
 def messages_to_memories(payload: MessagesCreate) -> list[MemoryCreate]:

@@ -1,0 +1,167 @@
+"""Update on write: exact duplicates and near-duplicates reinforce the memory already stored, and a
+newer semantic fact supersedes the one it contradicts. The rules come from memory_types.lifecycle;
+this module applies them inside the write transaction, so a write and its consequences commit together."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.api.schemas import MemoryCreate
+from app.db.models import Memory, MemoryEvent, MemoryLink
+from memory_types import MemoryType, content_hash
+from memory_types.lifecycle import RULES, contradicts, fact_key
+
+
+@dataclass(frozen=True)
+class Reinforcement:
+    memory_id: uuid.UUID
+    op: str
+    """'reinforce' for an exact duplicate, 'merge' for a near-duplicate."""
+    similarity: float
+
+
+def dedup_key(item: MemoryCreate) -> tuple[Any, ...]:
+    """What makes two writes the same memory: content within scope and type; for episodes also the
+    session and event time, because the same words said again are a new event."""
+    key: tuple[Any, ...] = (item.type.value, item.user_id, item.agent_id, content_hash(item.content))
+    if RULES[item.type].dedup_by_event_time:
+        key += (item.session_id, item.event_at)
+    return key
+
+
+def _stored_key(memory: Memory) -> tuple[Any, ...]:
+    key: tuple[Any, ...] = (memory.type, memory.user_id, memory.agent_id, memory.content_hash)
+    if RULES[MemoryType(memory.type)].dedup_by_event_time:
+        key += (memory.session_id, memory.event_at)
+    return key
+
+
+def find_exact_duplicates(
+    session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCreate]
+) -> dict[tuple[Any, ...], uuid.UUID]:
+    """Active stored memories that some item duplicates exactly, by dedup key."""
+    hashes = {content_hash(item.content) for item in items}
+    if not hashes:
+        return {}
+    rows = session.scalars(
+        select(Memory).where(Memory.tenant_id == tenant_id, Memory.content_hash.in_(hashes), Memory.status == "active")
+    )
+    return {_stored_key(memory): memory.id for memory in rows}
+
+
+def find_near_duplicate(
+    session: Session, tenant_id: uuid.UUID, item: MemoryCreate, vector: np.ndarray, threshold: float
+) -> tuple[uuid.UUID, float] | None:
+    """The most similar active memory of the same type and scope, when above the threshold."""
+    if not RULES[item.type].near_duplicate_merge:
+        return None
+    distance = Memory.embedding.cosine_distance(vector)
+    row = session.execute(
+        select(Memory.id, distance.label("distance"))
+        .where(
+            Memory.tenant_id == tenant_id,
+            Memory.type == item.type.value,
+            Memory.user_id.is_not_distinct_from(item.user_id),
+            Memory.agent_id.is_not_distinct_from(item.agent_id),
+            Memory.status == "active",
+            Memory.embedding.is_not(None),
+        )
+        .order_by(distance)
+        .limit(1)
+    ).first()
+    if row is None or 1.0 - float(row.distance) < threshold:
+        return None
+    return row.id, 1.0 - float(row.distance)
+
+
+def reinforce(
+    session: Session, tenant_id: uuid.UUID, found: Reinforcement, item: MemoryCreate, actor: str, now: datetime
+) -> None:
+    """Count the repeat as a use: more accesses and the higher importance keep the memory strong."""
+    session.execute(
+        update(Memory)
+        .where(Memory.id == found.memory_id)
+        .values(
+            access_count=Memory.access_count + 1,
+            last_accessed_at=now,
+            importance=func.greatest(Memory.importance, item.importance),
+            updated_at=now,
+        )
+    )
+    session.add(
+        MemoryEvent(
+            tenant_id=tenant_id,
+            memory_id=found.memory_id,
+            op=found.op,
+            after={"incoming_content": item.content, "similarity": round(found.similarity, 4)},
+            actor=actor,
+            reason="exact duplicate" if found.op == "reinforce" else "near-duplicate above threshold",
+        )
+    )
+
+
+def supersede_contradicted(session: Session, tenant_id: uuid.UUID, row: dict[str, Any], actor: str) -> int:
+    """Apply the conflict rule for a newly stored semantic fact; returns how many facts it superseded.
+
+    The older fact keeps its row: valid_to becomes the newer fact's valid_from, status 'superseded',
+    superseded_by and a 'supersedes' link point at the newcomer. A newcomer that is itself older than
+    the fact it contradicts (a late import) is stored already superseded, so `as_of` stays right.
+    """
+    key = fact_key(row["attributes"])
+    if row["type"] != MemoryType.semantic.value or key is None:
+        return 0
+    candidates = session.scalars(
+        select(Memory)
+        .where(
+            Memory.tenant_id == tenant_id,
+            Memory.type == MemoryType.semantic.value,
+            Memory.user_id.is_not_distinct_from(row["user_id"]),
+            Memory.agent_id.is_not_distinct_from(row["agent_id"]),
+            Memory.status == "active",
+            Memory.id != row["id"],
+            text("lower(trim(memories.attributes->>'subject')) = :subject"),
+            text("lower(trim(memories.attributes->>'predicate')) = :predicate"),
+        )
+        .params(subject=key[0], predicate=key[1])
+        .with_for_update()
+    ).all()
+    superseded = 0
+    for old in candidates:
+        if not contradicts(old.attributes, row["attributes"]):
+            continue
+        newer_id, older = (row["id"], old) if row["valid_from"] >= old.valid_from else (old.id, None)
+        if older is None:  # the incoming fact is the older one
+            session.execute(
+                update(Memory)
+                .where(Memory.id == row["id"])
+                .values(status="superseded", valid_to=old.valid_from, superseded_by=old.id)
+            )
+            _link_and_log(session, tenant_id, newer=old.id, older=row["id"], actor=actor, valid_to=old.valid_from)
+        else:
+            older.status, older.valid_to, older.superseded_by = "superseded", row["valid_from"], newer_id
+            older.version += 1
+            _link_and_log(session, tenant_id, newer=newer_id, older=older.id, actor=actor, valid_to=row["valid_from"])
+        superseded += 1
+    return superseded
+
+
+def _link_and_log(
+    session: Session, tenant_id: uuid.UUID, newer: uuid.UUID, older: uuid.UUID, actor: str, valid_to: datetime
+) -> None:
+    session.add(MemoryLink(tenant_id=tenant_id, src_id=newer, dst_id=older, kind="supersedes"))
+    session.add(
+        MemoryEvent(
+            tenant_id=tenant_id,
+            memory_id=older,
+            op="supersede",
+            after={"status": "superseded", "superseded_by": str(newer), "valid_to": valid_to.isoformat()},
+            actor=actor,
+            reason="a newer fact with the same subject and predicate has a different object",
+        )
+    )
