@@ -74,6 +74,28 @@ def serve(
 
 
 @cli.command()
+def worker() -> None:
+    """Run a lifecycle job worker (consolidate, forget, periodic sweeps) until interrupted; start as
+    many as the load needs, on any machine that reaches the database."""
+    import signal
+    import threading
+
+    from app.runtime import build_runtime
+
+    settings = _settings().model_copy(update={"worker_in_process": True})
+    runtime = build_runtime(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    err.print("Loci worker running (Ctrl-C to stop)")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+
+
+@cli.command()
 def migrate() -> None:
     """Apply database migrations up to the newest revision."""
     from app.db import migrate as migrations

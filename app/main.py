@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from app import __version__
-from app.api import routes_health, routes_memories, routes_search
+from app.api import routes_health, routes_jobs, routes_lifecycle, routes_memories, routes_search
 from app.api.errors import error_response, install_error_handlers
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
@@ -44,6 +44,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             )
         return await call_next(request)
 
-    for module in (routes_health, routes_memories, routes_search):
+    for module in (routes_health, routes_memories, routes_search, routes_jobs, routes_lifecycle):
         app.include_router(module.router)
     return app

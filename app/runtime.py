@@ -14,6 +14,7 @@ from app.db import migrate
 from app.db.embedded import release_embedded
 from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from app.embedder import Embedder
+from app.jobs.queue import JobQueue, libpq_url
 from app.services.tenants import ensure_bootstrap_key
 from app.settings import Settings
 
@@ -26,8 +27,10 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     embedder: Embedder
+    jobs: JobQueue
 
     def close(self) -> None:
+        self.jobs.close()
         self.embedder.close()
         self.engine.dispose()
         if self.settings.embedded:
@@ -72,4 +75,9 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
         with sessions.begin() as session:
             if ensure_bootstrap_key(session, settings.bootstrap_api_key):
                 log.warning("registered LOCI_BOOTSTRAP_API_KEY for tenant 'default'")
-    return Runtime(settings, engine, sessions, embedder)
+    url = engine.url.render_as_string(hide_password=False)
+    jobs = JobQueue(libpq_url(url), settings.job_max_attempts, settings.sweep_cron)
+    runtime = Runtime(settings, engine, sessions, embedder, jobs)
+    if settings.worker_in_process:
+        jobs.start_worker(runtime)
+    return runtime

@@ -6,6 +6,7 @@ build as many independent configurations as they need.
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,7 +33,27 @@ class Settings(BaseSettings):
     embedding_dim: int = 384
     embedding_device: str | None = None
     embedding_batch_size: int = 64
-    embedding_max_wait_ms: float = 2.0
+    embedding_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="How long the embedder waits for more requests to batch; 0 batches only what already queued "
+        "(requests arriving during an encode share the next one) and adds no latency to a lone query.",
+    )
+    embedding_backend: Literal["torch", "onnx-int8", "auto"] = Field(
+        default="auto",
+        description="auto: int8 ONNX for small batches and torch for bulk; ONNX only if it matches torch "
+        "within cosine 0.999 at start-up.",
+    )
+    embedding_onnx_max_batch: int = Field(default=16, ge=1, description="Largest batch 'auto' sends to ONNX.")
+    query_cache_size: int = Field(default=4096, ge=0, description="Query embeddings kept (LRU); 0 = no cache.")
+    async_embed_batch_min: int = Field(
+        default=64, ge=1, description="Write batches this large return before embedding; the worker embeds them."
+    )
+    embedding_worker: bool = Field(default=True, description="Run the embedding worker inside the API process.")
+    embedding_worker_batch: int = Field(default=256, ge=1, description="Pending rows one worker claim embeds.")
+    embedding_worker_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often the worker looks for rows written by other processes."
+    )
 
     max_content_bytes: int = 32 * 1024
     max_metadata_bytes: int = 16 * 1024
@@ -47,8 +68,29 @@ class Settings(BaseSettings):
     rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
+    key_weight: float = 1.0
+    dense_backend: Literal["pgvector", "faiss"] = Field(
+        default="pgvector", description="Dense candidate generator: pgvector HNSW or an in-process FAISS index."
+    )
+    faiss_hnsw_threshold: int = Field(default=50_000, ge=1, description="Scopes this large get HNSW, not exact.")
+    faiss_ef_search: int = 128
+    faiss_max_scopes: int = Field(default=64, ge=1, description="FAISS indexes kept in memory (least recent go).")
+    faiss_recheck_seconds: float = Field(
+        default=2.0, ge=0, description="Staleness bound for writes made by other processes (own writes: none)."
+    )
 
     db_pool_size: int = 10
+
+    forget_threshold: float = Field(
+        default=0.25, ge=0.0, le=1.0, description="Retention strength below which the forget sweep archives."
+    )
+    scope_capacity: int | None = Field(default=None, ge=1, description="Most active memories per user/agent scope.")
+    consolidate_idle_minutes: float = Field(default=30.0, description="A session idle this long gets consolidated.")
+    sweep_cron: str = Field(default="*/15 * * * *", description="When the periodic consolidate/forget sweep runs.")
+    worker_in_process: bool = Field(default=True, description="Run the job worker inside the API process.")
+    job_max_attempts: int = 3
+    use_memory_keys: bool = Field(default=True, description="Search consolidation keys as extra ways to a memory.")
+    track_access: bool = Field(default=True, description="Count search hits as uses (feeds retention).")
 
     near_duplicate_threshold: float | None = Field(
         default=0.95, ge=0.0, le=1.0, description="Cosine above which a semantic/procedural write merges; unset = off."

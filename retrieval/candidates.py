@@ -38,6 +38,43 @@ def dense_candidates(session: Session, query: SearchQuery, limit: int, ef_search
     return [(row.id, 1.0 - float(row.distance)) for row in rows]
 
 
+def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
+    """Memories reached through their index keys (facts, keywords, summaries from consolidation),
+    by dense and lexical match on the key text; (memory id, best key similarity or rank)."""
+    where, params = memory_filter(query)
+    rows = session.execute(
+        text(
+            f"""
+            WITH q AS (
+                SELECT CAST(replace(CAST(plainto_tsquery('english', :qtext) AS text), '&', '|') AS tsquery) AS tsq
+            ),
+            dense AS MATERIALIZED (
+                SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
+                FROM memory_keys k JOIN memories m ON m.id = k.memory_id
+                WHERE {where} AND k.embedding IS NOT NULL
+                ORDER BY k.embedding <=> CAST(:qvec AS vector)
+                LIMIT :limit
+            ),
+            lexical AS MATERIALIZED (
+                SELECT k.memory_id AS id, ts_rank_cd(k.text_tsv, q.tsq) AS score
+                FROM memory_keys k JOIN memories m ON m.id = k.memory_id, q
+                WHERE {where} AND k.text_tsv @@ q.tsq
+                ORDER BY score DESC
+                LIMIT :limit
+            ),
+            ranked AS (
+                SELECT id, score, row_number() OVER (ORDER BY score DESC) AS r FROM dense
+                UNION ALL
+                SELECT id, score, row_number() OVER (ORDER BY score DESC) AS r FROM lexical
+            )
+            SELECT id, max(score) AS score, sum(1.0 / (60 + r)) AS rrf FROM ranked GROUP BY id ORDER BY rrf DESC LIMIT :limit
+            """
+        ),
+        {**params, "qtext": query.text, "qvec": _vector_literal(query.embedding), "limit": limit},
+    ).all()
+    return [(row.id, float(row.score)) for row in rows]
+
+
 def lexical_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
     """(id, ts_rank_cd), best first. Query terms are OR-ed: a question rarely shares every word with its answer."""
     where, params = memory_filter(query)

@@ -33,3 +33,5 @@ class SearchParams:
     rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
+    use_keys: bool = True
+    key_weight: float = 1.0

@@ -132,6 +132,7 @@ class MemoryOut(BaseModel):
 class ScoreParts(BaseModel):
     dense: float | None
     lexical: float | None
+    keys: float | None = None
     fused: float
 
 
@@ -171,3 +172,38 @@ class HistoryResponse(BaseModel):
 class DeleteResponse(BaseModel):
     id: uuid.UUID
     deleted: Literal["soft", "hard"]
+
+
+class JobScope(_Strict):
+    user_id: str = Field(min_length=1, max_length=200)
+    agent_id: str | None = ScopeId
+    session_id: str | None = ScopeId
+
+
+class ForgetRequest(JobScope):
+    dry_run: bool = False
+
+
+class JobCreated(BaseModel):
+    job_id: uuid.UUID
+
+
+class JobOut(BaseModel):
+    job_id: uuid.UUID
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    scope: dict[str, Any]
+    dry_run: bool
+    counts: dict[str, int]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class Feedback(_Strict):
+    outcome: Literal["success", "failure"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DeletedCount(BaseModel):
+    deleted: int

@@ -3,7 +3,7 @@
 import time
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from app.api.schemas import ScoreParts, SearchRequest, SearchResponse, SearchResult
 from app.api.serialize import memory_out
@@ -23,6 +23,8 @@ def search_params(runtime: Runtime) -> SearchParams:
         rrf_k=s.rrf_k,
         dense_weight=s.dense_weight,
         lexical_weight=s.lexical_weight,
+        use_keys=s.use_memory_keys,
+        key_weight=s.key_weight,
     )
 
 
@@ -49,9 +51,16 @@ def run_search(runtime: Runtime, tenant_id: uuid.UUID, body: SearchRequest) -> S
             SearchResult(
                 **memory_out(rows[hit.id]).model_dump(),
                 score=hit.fused,
-                scores=ScoreParts(dense=hit.dense, lexical=hit.lexical, fused=hit.fused),
+                scores=ScoreParts(dense=hit.dense, lexical=hit.lexical, keys=hit.keys, fused=hit.fused),
             )
             for hit in hits
             if hit.id in rows
         ]
+        if runtime.settings.track_access and hits:
+            # Being recalled is a use: it slows forgetting (memory_types.lifecycle.retention).
+            session.execute(
+                update(Memory)
+                .where(Memory.id.in_([h.id for h in hits]))
+                .values(access_count=Memory.access_count + 1, last_accessed_at=func.now())
+            )
     return SearchResponse(results=results, took_ms=(time.perf_counter() - started) * 1000.0)

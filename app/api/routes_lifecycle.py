@@ -1,0 +1,47 @@
+"""Lifecycle routes on memories and users: procedure feedback, restore, and hard deletes of scopes."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import RuntimeDep, Writer
+from app.api.schemas import DeletedCount, Feedback, MemoryOut
+from app.api.serialize import memory_out
+from app.services import lifecycle
+
+router = APIRouter(prefix="/v1", tags=["lifecycle"])
+
+
+@router.post("/memories/{memory_id}/feedback", response_model=MemoryOut, summary="Record a procedure's outcome")
+def procedure_feedback(memory_id: uuid.UUID, body: Feedback, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
+    with runtime.sessions.begin() as session:
+        memory = lifecycle.record_feedback(session, principal.tenant_id, memory_id, body, f"key:{principal.key_id}")
+        return memory_out(memory)
+
+
+@router.post(
+    "/memories/{memory_id}/restore", response_model=MemoryOut, summary="Bring back an archived or deleted memory"
+)
+def restore_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
+    with runtime.sessions.begin() as session:
+        return memory_out(lifecycle.restore(session, principal.tenant_id, memory_id, f"key:{principal.key_id}"))
+
+
+@router.delete("/users/{user_id}", response_model=DeletedCount, summary="Hard-delete everything of one user")
+def delete_user(user_id: str, runtime: RuntimeDep, principal: Writer) -> DeletedCount:
+    with runtime.sessions.begin() as session:
+        return DeletedCount(deleted=lifecycle.hard_delete_scope(session, principal.tenant_id, {"user_id": user_id}))
+
+
+@router.delete("/memories", response_model=DeletedCount, summary="Hard-delete every memory of a scope")
+def delete_scope(
+    runtime: RuntimeDep,
+    principal: Writer,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    agent_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    session_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> DeletedCount:
+    scope = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+    with runtime.sessions.begin() as session:
+        return DeletedCount(deleted=lifecycle.hard_delete_scope(session, principal.tenant_id, scope))

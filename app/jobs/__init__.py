@@ -1,0 +1,1 @@
+"""Background lifecycle jobs (consolidate, forget) and the procrastinate queue that runs them."""

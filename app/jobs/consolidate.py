@@ -1,0 +1,273 @@
+"""Consolidation: turn a scope's new episodes into durable knowledge, without an LLM.
+
+Per session (one transaction each, so a killed worker leaves whole sessions done or untouched):
+facts extracted from first-person sentences become semantic memories linked to their episodes;
+each episode gets index keys (its facts and keywords) that retrieval searches as extra ways in; the
+session gets an extractive summary linked to its episodes. Then new semantic memories are linked to
+related ones (A-MEM style) and near-identical procedures are merged.
+"""
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from app.api.schemas import MemoryCreate
+from app.db.models import Memory, MemoryEvent, MemoryKey
+from app.jobs.links import add_links
+from app.jobs.scope import scope_conditions
+from app.runtime import Runtime
+from app.services.memory_store import create_memories
+from memory_types import MemoryType
+from memory_types.extraction import extract_facts, extractive_summary, keywords, split_sentences
+
+ACTOR = "job:consolidate"
+SUMMARY_KIND = "session_summary"
+FACT_KIND = "extracted_fact"
+RELATED_MIN_SIMILARITY = 0.6
+RELATED_PER_MEMORY = 3
+PROCEDURE_MERGE_SIMILARITY = 0.92
+
+
+def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_run: bool = False) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    with runtime.sessions() as session:
+        sessions = (
+            session.execute(
+                select(Memory.session_id)
+                .where(
+                    *scope_conditions(tenant_id, scope),
+                    Memory.type == MemoryType.episodic.value,
+                    Memory.status == "active",
+                    Memory.consolidated_at.is_(None),
+                )
+                .group_by(Memory.session_id)
+            )
+            .scalars()
+            .all()
+        )
+    new_semantic: list[uuid.UUID] = []
+    for session_id in sessions:
+        with runtime.sessions.begin() as session:
+            new_semantic += _consolidate_session(runtime, session, tenant_id, scope, session_id, counts)
+    with runtime.sessions.begin() as session:
+        counts["links"] += _link_related(session, tenant_id, new_semantic)
+        counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
+    return dict(counts)
+
+
+def _consolidate_session(
+    runtime: Runtime,
+    session: Session,
+    tenant_id: uuid.UUID,
+    scope: dict[str, Any],
+    session_id: str | None,
+    counts: dict[str, int],
+) -> list[uuid.UUID]:
+    episodes = session.scalars(
+        select(Memory)
+        .where(
+            *scope_conditions(tenant_id, {**scope, "session_id": session_id}),
+            Memory.session_id.is_not_distinct_from(session_id),
+            Memory.type == MemoryType.episodic.value,
+            Memory.status == "active",
+            Memory.consolidated_at.is_(None),
+        )
+        .order_by(Memory.seq)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not episodes:
+        return []
+    threshold = runtime.settings.near_duplicate_threshold
+    created: list[uuid.UUID] = []
+    fact_links: list[tuple[uuid.UUID, uuid.UUID, str, float]] = []
+    key_texts: list[tuple[uuid.UUID, str, str]] = []
+    for episode in episodes:
+        speaker = episode.attributes.get("speaker")
+        facts = extract_facts(episode.content, speaker)
+        for fact in facts:
+            key_texts.append((episode.id, "fact", fact.text))
+        words = keywords(episode.content)
+        if speaker:
+            words = [speaker, *[w for w in words if w != speaker]]
+        if words:
+            key_texts.append((episode.id, "keyword", " ".join(words)))
+        if facts:
+            items = [
+                MemoryCreate(
+                    type=MemoryType.semantic,
+                    content=f"{fact.subject} {fact.predicate} {fact.object}",
+                    user_id=episode.user_id,
+                    agent_id=episode.agent_id,
+                    session_id=episode.session_id,
+                    event_at=episode.event_at,
+                    importance=episode.importance,
+                    source="agent",
+                    metadata={"kind": FACT_KIND},
+                    attributes={
+                        "subject": fact.subject,
+                        "predicate": fact.predicate,
+                        "object": fact.object,
+                        "confidence": 0.6,
+                    },
+                )
+                for fact in facts
+            ]
+            fact_ids = create_memories(session, tenant_id, items, runtime.embedder, ACTOR, threshold)
+            fact_links += [(fact_id, episode.id, "derived_from", 1.0) for fact_id in fact_ids]
+            created += fact_ids
+            counts["facts"] += len(fact_ids)
+
+    if key_texts:
+        vectors = runtime.embedder.embed([t for _, _, t in key_texts])
+        session.execute(
+            insert(MemoryKey),
+            [
+                {"id": uuid.uuid4(), "tenant_id": tenant_id, "memory_id": mid, "kind": kind, "text": t, "embedding": v}
+                for (mid, kind, t), v in zip(key_texts, vectors, strict=True)
+            ],
+        )
+        counts["keys"] += len(key_texts)
+
+    summary_id = _summarise(runtime, session, tenant_id, session_id, episodes)
+    if summary_id is not None:
+        created.append(summary_id)
+        fact_links += [(summary_id, e.id, "derived_from", 1.0) for e in episodes]
+        counts["summaries"] += 1
+    counts["links"] += add_links(session, tenant_id, fact_links)
+    now = datetime.now(UTC)
+    session.execute(update(Memory).where(Memory.id.in_([e.id for e in episodes])).values(consolidated_at=now))
+    counts["episodes"] += len(episodes)
+    return created
+
+
+def _summarise(
+    runtime: Runtime, session: Session, tenant_id: uuid.UUID, session_id: str | None, episodes: list[Memory]
+) -> uuid.UUID | None:
+    """An extractive summary of a session with at least three episodes; a newer summary of the same
+    session supersedes the older one."""
+    if session_id is None or len(episodes) < 3:
+        return None
+    sentences = []
+    for episode in episodes:
+        speaker = episode.attributes.get("speaker") or episode.attributes.get("role") or ""
+        sentences += [f"{speaker}: {s}" if speaker else s for s in split_sentences(episode.content)]
+    if not sentences:
+        return None
+    chosen = extractive_summary(sentences, runtime.embedder.embed(sentences))
+    first = episodes[0]
+    when = next((e.event_at for e in episodes if e.event_at), None)
+    heading = f"Summary of session {session_id}" + (f" ({when:%d %B %Y})" if when else "")
+    [summary_id] = create_memories(
+        session,
+        tenant_id,
+        [
+            MemoryCreate(
+                type=MemoryType.semantic,
+                content=f"{heading}: " + " ".join(chosen),
+                user_id=first.user_id,
+                agent_id=first.agent_id,
+                session_id=session_id,
+                event_at=when,
+                source="agent",
+                metadata={"kind": SUMMARY_KIND, "episodes": len(episodes)},
+            )
+        ],
+        runtime.embedder,
+        ACTOR,
+    )
+    older = session.scalars(
+        select(Memory).where(
+            Memory.tenant_id == tenant_id,
+            Memory.session_id == session_id,
+            Memory.user_id.is_not_distinct_from(first.user_id),
+            Memory.metadata_["kind"].astext == SUMMARY_KIND,
+            Memory.status == "active",
+            Memory.id != summary_id,
+        )
+    ).all()
+    for old in older:
+        old.status, old.superseded_by, old.valid_to = "superseded", summary_id, datetime.now(UTC)
+        session.add(
+            MemoryEvent(
+                tenant_id=tenant_id, memory_id=old.id, op="supersede", actor=ACTOR, reason="newer session summary"
+            )
+        )
+    add_links(session, tenant_id, [(summary_id, old.id, "supersedes", 1.0) for old in older])
+    return summary_id
+
+
+def _link_related(session: Session, tenant_id: uuid.UUID, memory_ids: list[uuid.UUID]) -> int:
+    """Link each new memory to its nearest neighbours in the same user scope (A-MEM style)."""
+    links: list[tuple[uuid.UUID, uuid.UUID, str, float]] = []
+    for memory in session.scalars(select(Memory).where(Memory.id.in_(memory_ids), Memory.embedding.is_not(None))):
+        distance = Memory.embedding.cosine_distance(memory.embedding)
+        rows = session.execute(
+            select(Memory.id, distance.label("distance"))
+            .where(
+                Memory.tenant_id == tenant_id,
+                Memory.user_id.is_not_distinct_from(memory.user_id),
+                Memory.id != memory.id,
+                Memory.status == "active",
+                Memory.embedding.is_not(None),
+            )
+            .order_by(distance)
+            .limit(RELATED_PER_MEMORY)
+        ).all()
+        links += [
+            (memory.id, r.id, "related", 1.0 - r.distance) for r in rows if 1.0 - r.distance >= RELATED_MIN_SIMILARITY
+        ]
+    return add_links(session, tenant_id, links)
+
+
+def _merge_procedures(session: Session, tenant_id: uuid.UUID, scope: dict[str, Any]) -> int:
+    """Near-identical procedures become one: the most tried keeps the summed outcome counts."""
+    procedures = session.scalars(
+        select(Memory)
+        .where(
+            *scope_conditions(tenant_id, scope),
+            Memory.type == MemoryType.procedural.value,
+            Memory.status == "active",
+            Memory.embedding.is_not(None),
+        )
+        .order_by(Memory.seq)
+        .with_for_update()
+    ).all()
+    if len(procedures) < 2:
+        return 0
+    vectors = np.array([np.asarray(p.embedding, dtype=np.float32) for p in procedures])
+    similarity = vectors @ vectors.T
+    merged = 0
+    absorbed: set[int] = set()
+    for i, keeper in enumerate(procedures):
+        if i in absorbed:
+            continue
+        for j in range(i + 1, len(procedures)):
+            if j in absorbed or similarity[i, j] < PROCEDURE_MERGE_SIMILARITY:
+                continue
+            other = procedures[j]
+            if (other.user_id, other.agent_id) != (keeper.user_id, keeper.agent_id):
+                continue
+            attrs = dict(keeper.attributes)
+            for count in ("successes", "failures"):
+                attrs[count] = int(attrs.get(count, 0)) + int(other.attributes.get(count, 0))
+            keeper.attributes, keeper.version = attrs, keeper.version + 1
+            other.status, other.superseded_by, other.valid_to = "superseded", keeper.id, datetime.now(UTC)
+            session.add(
+                MemoryEvent(
+                    tenant_id=tenant_id,
+                    memory_id=other.id,
+                    op="merge",
+                    after={"merged_into": str(keeper.id), "similarity": round(float(similarity[i, j]), 4)},
+                    actor=ACTOR,
+                    reason="near-identical procedure",
+                )
+            )
+            add_links(session, tenant_id, [(keeper.id, other.id, "supersedes", float(similarity[i, j]))])
+            absorbed.add(j)
+            merged += 1
+    return merged

@@ -1,0 +1,259 @@
+"""Consolidation, forgetting, feedback, restore and hard deletes, run as real background jobs."""
+
+import time
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from app.runtime import Runtime
+
+CONVERSATION = [
+    {"role": "user", "name": "Ann", "content": "I moved to Lisbon last spring. My favourite food is grilled sardines."},
+    {"role": "assistant", "content": "Lisbon is lovely! Do you cook sardines at home?"},
+    {
+        "role": "user",
+        "name": "Ann",
+        "content": "Sometimes. I adopted a cat named Miso in May, she hates the grill smoke.",
+    },
+    {"role": "user", "name": "Ann", "content": "I work at a small design studio near the river."},
+]
+
+
+def wait_for(client: TestClient, job_id: str, timeout: float = 90.0) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def _run(client: TestClient, kind: str, **scope) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    response = client.post(f"/v1/jobs/{kind}", json=scope)
+    assert response.status_code == 202, response.text
+    job = wait_for(client, response.json()["job_id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def _age(runtime: Runtime, memory_id: str, days: float) -> None:
+    with runtime.sessions.begin() as session:
+        session.execute(
+            text("UPDATE memories SET created_at = now() - make_interval(days => :d) WHERE id = :id"),
+            {"d": days, "id": memory_id},
+        )
+
+
+def test_consolidation_extracts_facts_keys_and_a_summary(client: TestClient, runtime: Runtime) -> None:
+    episode_ids = client.post(
+        "/v1/messages", json={"user_id": "ann", "session_id": "s1", "messages": CONVERSATION}
+    ).json()["ids"]
+    job = _run(client, "consolidate", user_id="ann")
+    counts = job["counts"]
+    assert counts["episodes"] == 4
+    assert counts["facts"] >= 4
+    assert counts["summaries"] == 1
+    assert counts["keys"] >= 4
+
+    semantic = client.get("/v1/memories", params={"user_id": "ann", "type": "semantic", "limit": 100}).json()[
+        "memories"
+    ]
+    facts = {
+        (m["attributes"].get("subject"), m["attributes"].get("predicate"), m["attributes"].get("object"))
+        for m in semantic
+    }
+    assert ("Ann", "lives in", "Lisbon last spring") in facts
+    assert ("Ann", "adopted", "a cat named Miso in May") in facts
+    assert any(m["content"].startswith("Summary of session s1") for m in semantic)
+
+    with runtime.sessions() as session:
+        derived = session.execute(
+            text(
+                "SELECT count(*) FROM memory_links WHERE kind = 'derived_from' AND dst_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": episode_ids},
+        ).scalar()
+        keyed = session.execute(
+            text("SELECT count(DISTINCT memory_id) FROM memory_keys WHERE memory_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": episode_ids},
+        ).scalar()
+    assert derived >= 5  # facts and the summary point back at their episodes
+    assert keyed == 4
+
+    again = _run(client, "consolidate", user_id="ann")
+    assert again["counts"].get("facts", 0) == 0 and again["counts"].get("episodes", 0) == 0
+
+
+def test_keys_give_retrieval_another_way_in(client: TestClient) -> None:
+    """The speaker is a key of each episode, so a question naming the person finds their turn even
+    though the turn's text never says their name."""
+    turns = {
+        "Zoe": "Just got back from the farmers market with a bag of plums.",
+        "Kai": "Finally got it done, so proud!",
+    }
+    for name, content in turns.items():
+        message = {"role": "user", "name": name, "content": content}
+        client.post("/v1/messages", json={"user_id": "u1", "session_id": f"s-{name}", "messages": [message]})
+    query = {"query": "What did Kai say?", "user_id": "u1", "types": ["episodic"], "k": 2}
+    before = client.post("/v1/search", json=query).json()["results"]
+    assert all(r["scores"]["keys"] is None for r in before)
+    _run(client, "consolidate", user_id="u1")
+    results = client.post("/v1/search", json=query).json()["results"]
+    assert results[0]["content"] == turns["Kai"]
+    assert results[0]["scores"]["keys"] is not None
+
+
+def test_unused_episode_is_archived_after_its_half_lives_and_can_be_restored(
+    client: TestClient, runtime: Runtime
+) -> None:
+    old, recent = client.post(
+        "/v1/memories",
+        json={"memories": [
+            {"content": "We talked about the weather", "user_id": "u1"},
+            {"content": "We talked about the garden", "user_id": "u1"},
+        ]},
+    ).json()["ids"]  # fmt: skip
+    _age(runtime, old, 70)  # 30-day half-life: 2^(-70/30) ~ 0.2, below the 0.25 threshold
+    _age(runtime, recent, 20)
+
+    dry = _run(client, "forget", user_id="u1", dry_run=True)
+    assert dry["counts"]["archived"] == 1 and dry["counts"]["decayed"] == 1
+    assert client.get(f"/v1/memories/{old}").json()["status"] == "active"
+
+    real = _run(client, "forget", user_id="u1")
+    assert real["counts"]["archived"] == 1
+    assert client.get(f"/v1/memories/{old}").json()["status"] == "archived"
+    assert client.get(f"/v1/memories/{recent}").json()["status"] == "active"
+    hits = client.post("/v1/search", json={"query": "weather", "user_id": "u1"}).json()["results"]
+    assert old not in [h["id"] for h in hits]
+
+    restored = client.post(f"/v1/memories/{old}/restore")
+    assert restored.status_code == 200 and restored.json()["status"] == "active"
+    assert client.post(f"/v1/memories/{old}/restore").status_code == 409
+    ops = [e["op"] for e in client.get(f"/v1/memories/{old}/history").json()["events"]]
+    assert ops == ["create", "archive", "restore"]
+
+
+def test_use_and_importance_keep_memories(client: TestClient, runtime: Runtime) -> None:
+    important, used = client.post(
+        "/v1/memories",
+        json={"memories": [
+            {"content": "Passport number is in the safe", "user_id": "u1", "importance": 1.0},
+            {"content": "Dentist is Dr Lee on Elm street", "user_id": "u1"},
+        ]},
+    ).json()["ids"]  # fmt: skip
+    for memory_id in (important, used):
+        _age(runtime, memory_id, 70)
+    for _ in range(2):
+        client.post("/v1/search", json={"query": "who is my dentist", "user_id": "u1", "k": 1})
+    job = _run(client, "forget", user_id="u1")
+    assert job["counts"]["archived"] == 0
+
+
+def test_ttl_and_capacity(client: TestClient) -> None:
+    client.post(
+        "/v1/memories",
+        json={
+            "memories": [{"content": "temporary door code 1234", "user_id": "u1", "expires_at": "2001-01-01T00:00:00Z"}]
+        },
+    )
+    assert _run(client, "forget", user_id="u1")["counts"]["expired"] == 1
+    assert (
+        client.get("/v1/memories", params={"user_id": "u1", "status": "archived"}).json()["memories"][0]["content"]
+        == "temporary door code 1234"
+    )
+
+
+def test_procedure_feedback_and_useless_procedures(client: TestClient) -> None:
+    [proc] = client.post(
+        "/v1/memories",
+        json={
+            "type": "procedural",
+            "content": "To deploy, run make deploy",
+            "user_id": "u1",
+            "attributes": {"trigger": "deploy", "steps": ["make deploy"]},
+        },
+    ).json()["ids"]
+    ok = client.post(f"/v1/memories/{proc}/feedback", json={"outcome": "success", "note": "worked"})
+    assert ok.status_code == 200 and ok.json()["attributes"]["successes"] == 1
+    for _ in range(5):
+        client.post(f"/v1/memories/{proc}/feedback", json={"outcome": "failure"})
+    assert client.get(f"/v1/memories/{proc}").json()["attributes"]["failures"] == 5
+    assert _run(client, "forget", user_id="u1")["counts"]["useless_procedure"] == 1
+    assert client.get(f"/v1/memories/{proc}").json()["status"] == "archived"
+
+    [episode] = client.post("/v1/memories", json={"content": "hello", "user_id": "u1"}).json()["ids"]
+    assert (
+        client.post(f"/v1/memories/{episode}/feedback", json={"outcome": "success"}).json()["error"]["code"]
+        == "not_a_procedure"
+    )
+    assert client.post(f"/v1/memories/{proc}/feedback", json={"outcome": "meh"}).status_code == 422
+    assert client.post(f"/v1/memories/{uuid.uuid4()}/feedback", json={"outcome": "success"}).status_code == 404
+
+
+def test_near_identical_procedures_are_merged(client: TestClient) -> None:
+    a, b = client.post(
+        "/v1/memories",
+        json={"memories": [
+            {"type": "procedural", "content": "To reset the router, hold the button for ten seconds", "user_id": "u1", "attributes": {"successes": 2}},
+            {"type": "procedural", "content": "To reset the router, hold its button for 10 seconds", "user_id": "u1", "attributes": {"successes": 1, "failures": 1}},
+        ]},
+    ).json()["ids"]  # fmt: skip
+    assert a != b
+    assert _run(client, "consolidate", user_id="u1")["counts"]["procedures_merged"] == 1
+    keeper, other = client.get(f"/v1/memories/{a}").json(), client.get(f"/v1/memories/{b}").json()
+    assert keeper["attributes"]["successes"] == 3 and keeper["attributes"]["failures"] == 1
+    assert other["status"] == "superseded" and other["superseded_by"] == a
+
+
+def test_job_validation_and_isolation(client: TestClient, app, new_key) -> None:  # type: ignore[no-untyped-def]
+    assert client.post("/v1/jobs/consolidate", json={}).status_code == 422
+    assert client.post("/v1/jobs/forget", json={"user_id": "u1", "dry_run": "maybe"}).status_code == 422
+    assert client.get(f"/v1/jobs/{uuid.uuid4()}").status_code == 404
+    job_id = client.post("/v1/jobs/forget", json={"user_id": "u1"}).json()["job_id"]
+    with TestClient(app, headers={"Authorization": f"Bearer {new_key()}"}) as other:
+        assert other.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert client.delete("/v1/memories").status_code == 422
+
+
+TABLES = {
+    "memories": "SELECT count(*) FROM memories WHERE tenant_id = :t AND user_id = :u",
+    "memory_keys": "SELECT count(*) FROM memory_keys WHERE memory_id = ANY(CAST(:ids AS uuid[]))",
+    "memory_links": "SELECT count(*) FROM memory_links WHERE src_id = ANY(CAST(:ids AS uuid[])) OR dst_id = ANY(CAST(:ids AS uuid[]))",
+    "memory_events": "SELECT count(*) FROM memory_events WHERE memory_id = ANY(CAST(:ids AS uuid[]))",
+    "jobs": "SELECT count(*) FROM jobs WHERE tenant_id = :t AND scope->>'user_id' = :u",
+    "content anywhere in events": "SELECT count(*) FROM memory_events WHERE tenant_id = :t AND (after::text LIKE '%sardines%' OR before::text LIKE '%sardines%')",
+}
+
+
+def test_hard_delete_of_a_user_leaves_zero_rows_in_every_table(client: TestClient, runtime: Runtime) -> None:
+    client.post("/v1/messages", json={"user_id": "ann", "session_id": "s1", "messages": CONVERSATION})
+    client.post("/v1/memories", json={"content": "Bob likes chess", "user_id": "bob", "type": "semantic"})
+    _run(client, "consolidate", user_id="ann")
+    with runtime.sessions() as session:
+        tenant = session.execute(
+            text("SELECT tenant_id FROM memories WHERE user_id = 'bob' ORDER BY created_at DESC LIMIT 1")
+        ).scalar()
+        ids = [
+            str(r[0])
+            for r in session.execute(
+                text("SELECT id FROM memories WHERE tenant_id = :t AND user_id = 'ann'"), {"t": tenant}
+            )
+        ]
+        before = {
+            name: session.execute(text(sql), {"t": tenant, "u": "ann", "ids": ids}).scalar()
+            for name, sql in TABLES.items()
+        }
+    assert all(count > 0 for count in before.values()), before
+
+    response = client.delete("/v1/users/ann")
+    assert response.status_code == 200 and response.json()["deleted"] == before["memories"]
+    with runtime.sessions() as session:
+        after = {
+            name: session.execute(text(sql), {"t": tenant, "u": "ann", "ids": ids}).scalar()
+            for name, sql in TABLES.items()
+        }
+    assert after == dict.fromkeys(TABLES, 0)
+    assert len(client.get("/v1/memories", params={"user_id": "bob"}).json()["memories"]) == 1
