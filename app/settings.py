@@ -81,6 +81,11 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
 
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; unset = no LLM anywhere.")
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout: float = 60.0
+
     forget_threshold: float = Field(
         default=0.25, ge=0.0, le=1.0, description="Retention strength below which the forget sweep archives."
     )

@@ -7,12 +7,14 @@ session gets an extractive summary linked to its episodes. Then new semantic mem
 related ones (A-MEM style) and near-identical procedures are merged.
 """
 
+import logging
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
@@ -20,10 +22,13 @@ from app.api.schemas import MemoryCreate
 from app.db.models import Memory, MemoryEvent, MemoryKey
 from app.jobs.links import add_links
 from app.jobs.scope import scope_conditions
+from app.llm import LLMClient, LLMError, llm_config
 from app.runtime import Runtime
 from app.services.memory_store import create_memories
 from memory_types import MemoryType
-from memory_types.extraction import extract_facts, extractive_summary, keywords, split_sentences
+from memory_types.extraction import Fact, extract_facts, extractive_summary, keywords, split_sentences
+
+log = logging.getLogger(__name__)
 
 ACTOR = "job:consolidate"
 SUMMARY_KIND = "session_summary"
@@ -51,17 +56,67 @@ def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], d
             .all()
         )
     new_semantic: list[uuid.UUID] = []
-    for session_id in sessions:
-        with runtime.sessions.begin() as session:
-            new_semantic += _consolidate_session(runtime, session, tenant_id, scope, session_id, counts)
+    s = runtime.settings
+    config = llm_config(s.llm_base_url, s.llm_model, s.llm_api_key, s.llm_timeout)
+    llm = LLMClient(config) if config else None
+    try:
+        for session_id in sessions:
+            with runtime.sessions.begin() as session:
+                new_semantic += _consolidate_session(runtime, llm, session, tenant_id, scope, session_id, counts)
+    finally:
+        if llm is not None:
+            llm.close()
     with runtime.sessions.begin() as session:
         counts["links"] += _link_related(session, tenant_id, new_semantic)
         counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
     return dict(counts)
 
 
+class _LLMFact(BaseModel):
+    subject: str
+    predicate: str
+    object: str
+    turn: int
+
+
+class _LLMFacts(BaseModel):
+    facts: list[_LLMFact]
+
+
+_FACT_PROMPT = (
+    "Extract the durable facts about the people in these conversation turns: who they are, where they "
+    "live and work, relationships, preferences, possessions, plans and notable events. One fact per "
+    "subject-predicate-object triple, with the number of the turn it comes from. Skip greetings and "
+    'small talk.\n\n{turns}\n\nReply as JSON: {{"facts": [{{"subject", "predicate", "object", "turn"}}]}}'
+)
+
+
+def _facts(llm: LLMClient | None, episodes: list[Memory]) -> list[list[Fact]]:
+    """Facts per episode: from the LLM when one is configured and answers validly, else heuristics."""
+    heuristic = [extract_facts(e.content, e.attributes.get("speaker")) for e in episodes]
+    if llm is None:
+        return heuristic
+    turns = "\n".join(
+        f"[{i}] {e.attributes.get('speaker') or e.attributes.get('role') or 'someone'}: {e.content}"
+        for i, e in enumerate(episodes)
+    )
+    try:
+        reply = llm.complete_json(_FACT_PROMPT.format(turns=turns), _LLMFacts)
+    except LLMError as exc:
+        log.warning("llm fact extraction failed; using heuristics", extra={"error": str(exc)[:200]})
+        return heuristic
+    by_turn: list[list[Fact]] = [[] for _ in episodes]
+    for fact in reply.facts:
+        if 0 <= fact.turn < len(episodes) and fact.subject.strip() and fact.object.strip():
+            by_turn[fact.turn].append(
+                Fact(fact.subject, fact.predicate.lower(), fact.object, episodes[fact.turn].content)
+            )
+    return by_turn
+
+
 def _consolidate_session(
     runtime: Runtime,
+    llm: LLMClient | None,
     session: Session,
     tenant_id: uuid.UUID,
     scope: dict[str, Any],
@@ -86,9 +141,8 @@ def _consolidate_session(
     created: list[uuid.UUID] = []
     fact_links: list[tuple[uuid.UUID, uuid.UUID, str, float]] = []
     key_texts: list[tuple[uuid.UUID, str, str]] = []
-    for episode in episodes:
+    for episode, facts in zip(episodes, _facts(llm, episodes), strict=True):
         speaker = episode.attributes.get("speaker")
-        facts = extract_facts(episode.content, speaker)
         for fact in facts:
             key_texts.append((episode.id, "fact", fact.text))
         words = keywords(episode.content)
