@@ -76,7 +76,7 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
             if ensure_bootstrap_key(session, settings.bootstrap_api_key):
                 log.warning("registered LOCI_BOOTSTRAP_API_KEY for tenant 'default'")
     url = engine.url.render_as_string(hide_password=False)
-    jobs = JobQueue(libpq_url(url), settings.job_max_attempts, settings.sweep_cron)
+    jobs = JobQueue(libpq_url(url), settings.job_max_attempts, settings.sweep_cron, settings.job_stalled_seconds)
     runtime = Runtime(settings, engine, sessions, embedder, jobs)
     if settings.worker_in_process:
         jobs.start_worker(runtime)

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     sweep_cron: str = Field(default="*/15 * * * *", description="When the periodic consolidate/forget sweep runs.")
     worker_in_process: bool = Field(default=True, description="Run the job worker inside the API process.")
     job_max_attempts: int = 3
+    job_stalled_seconds: float = Field(
+        default=30.0, gt=0, description="A running job whose worker is silent this long is requeued."
+    )
     use_memory_keys: bool = Field(default=True, description="Search consolidation keys as extra ways to a memory.")
     track_access: bool = Field(default=True, description="Count search hits as uses (feeds retention).")
 

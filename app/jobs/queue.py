@@ -81,7 +81,7 @@ def _due_scopes(runtime: "Runtime") -> list[tuple[uuid.UUID, str | None, str]]:
             text(
                 "SELECT tenant_id, user_id FROM memories WHERE type = 'episodic' AND status = 'active' "
                 "AND consolidated_at IS NULL GROUP BY tenant_id, user_id "
-                "HAVING max(created_at) < now() - make_interval(mins => :idle)"
+                "HAVING max(created_at) < now() - make_interval(secs => :idle * 60)"
             ),
             {"idle": idle},
         ).all()
@@ -113,8 +113,9 @@ def libpq_url(runtime_url: str) -> str:
 class JobQueue:
     """Defers jobs from the API (synchronous connector), and optionally runs a worker in a thread."""
 
-    def __init__(self, conninfo: str, retries: int, sweep_cron: str) -> None:
+    def __init__(self, conninfo: str, retries: int, sweep_cron: str, stalled_seconds: float = 30.0) -> None:
         self._conninfo, self._retries, self._cron = conninfo, retries, sweep_cron
+        self._stalled_seconds = stalled_seconds
         connector = procrastinate.SyncPsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
         self._defer_app = make_app(connector, retries, sweep_cron)
         self._defer_app.open()
@@ -146,17 +147,31 @@ class JobQueue:
                         install_signal_handlers=False,
                         additional_context={"runtime": runtime},
                         fetch_job_polling_interval=1.0,
+                        update_heartbeat_interval=self._stalled_seconds / 3,
+                        stalled_worker_timeout=self._stalled_seconds,
                     )
                 )
+                rescuer = asyncio.create_task(self._requeue_stalled(app))
                 started.set()
                 await self._stop.wait()
-                worker.cancel()
-                try:
-                    await worker
-                except asyncio.CancelledError:
-                    pass
+                for task in (rescuer, worker):
+                    task.cancel()
+                    try:
+                        await task
+                    except asyncio.CancelledError:
+                        pass
 
         asyncio.run(main())
+
+    async def _requeue_stalled(self, app: procrastinate.App) -> None:
+        """Jobs whose worker stopped heart-beating (killed, machine lost) go back on the queue; the
+        job's idempotent units make the second run finish rather than repeat the first."""
+        while True:
+            stalled = await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self._stalled_seconds)
+            for job in stalled:
+                log.warning("requeueing a stalled job", extra={"procrastinate_job": job.id})
+                await app.job_manager.retry_job(job)
+            await asyncio.sleep(self._stalled_seconds / 2)
 
     def close(self) -> None:
         if self._worker is not None and self._loop is not None and self._stop is not None:
