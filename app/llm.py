@@ -56,20 +56,26 @@ class LLMClient:
         self._http.close()
 
     def chat(self, messages: list[dict[str, str]], attempts: int = 3, **extra: Any) -> str:
-        """One completion, retried with backoff on transport errors, 429 and 5xx."""
+        """One completion, retried with backoff on transport errors, 429 and 5xx; other errors are final."""
         body = {"model": self.config.model, "messages": messages, "temperature": 0, **extra}
         for attempt in range(attempts):
+            last = attempt == attempts - 1
             try:
                 response = self._http.post("/chat/completions", json=body)
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise LLMError(f"endpoint answered {response.status_code}")
-                response.raise_for_status()
-                return str(response.json()["choices"][0]["message"]["content"])
-            except (httpx.HTTPError, LLMError, KeyError, ValueError) as exc:
-                if attempt == attempts - 1:
+            except httpx.TransportError as exc:
+                if last:
                     raise LLMError(f"chat completion failed: {exc}") from exc
-                time.sleep(0.5 * 2**attempt)
-        raise LLMError("unreachable")
+            else:
+                retryable = response.status_code == 429 or response.status_code >= 500
+                if response.is_error and (last or not retryable):
+                    raise LLMError(f"chat completion failed: HTTP {response.status_code}")
+                if not response.is_error:
+                    try:
+                        return str(response.json()["choices"][0]["message"]["content"])
+                    except (KeyError, IndexError, TypeError, ValueError) as exc:
+                        raise LLMError(f"unexpected chat completion body: {exc}") from exc
+            time.sleep(0.5 * 2**attempt)
+        raise LLMError("no attempts were made")
 
     def complete_json(self, prompt: str, model: type[T], repairs: int = 2) -> T:
         """A reply validated against `model`, asking again with the error when it does not fit."""

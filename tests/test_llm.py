@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -37,14 +38,17 @@ def test_repair_json_handles_what_models_do() -> None:
 @pytest.fixture()
 def scripted_llm() -> Iterator[tuple[str, list[str], list[dict]]]:  # type: ignore[type-arg]
     """An OpenAI-compatible endpoint answering with the queued replies, recording each request."""
-    replies: list[str] = []
+    replies: list[str | int] = []
     requests: list[dict] = []  # type: ignore[type-arg]
     app = FastAPI()
 
     @app.post("/v1/chat/completions")
-    async def complete(request: Request) -> dict:  # type: ignore[type-arg]
+    async def complete(request: Request) -> JSONResponse:
         requests.append(await request.json())
-        return {"choices": [{"message": {"role": "assistant", "content": replies.pop(0)}}]}
+        reply = replies.pop(0)
+        if isinstance(reply, int):  # an HTTP status to fail with
+            return JSONResponse({"error": "scripted failure"}, status_code=reply)
+        return JSONResponse({"choices": [{"message": {"role": "assistant", "content": reply}}]})
 
     with serve_in_thread(app) as url:
         yield f"{url}/v1", replies, requests
@@ -61,6 +65,19 @@ def test_invalid_reply_is_asked_again_with_the_error(scripted_llm) -> None:  # t
     replies += ["nope", "still nope", "never"]
     with pytest.raises(LLMError):
         client.complete_json("give me a pair", Pair)
+    client.close()
+
+
+def test_chat_retries_server_errors_but_not_client_errors(scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    url, replies, requests = scripted_llm
+    client = LLMClient(LLMConfig(url, "tiny", api_key="k1"))
+    replies += [503, " 7 May 2023 \n"]
+    assert client.chat([{"role": "user", "content": "When?"}]).strip() == "7 May 2023"
+    assert len(requests) == 2 and requests[1]["model"] == "tiny" and requests[1]["temperature"] == 0
+    replies.append(401)
+    with pytest.raises(LLMError, match="401"):
+        client.chat([{"role": "user", "content": "When?"}])
+    assert len(requests) == 3
     client.close()
 
 
