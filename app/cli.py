@@ -3,6 +3,8 @@
 import json
 import os
 import stat
+import uuid
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -13,6 +15,8 @@ from app.settings import Settings
 cli = typer.Typer(help="Loci: long-term memory for AI agents.", no_args_is_help=True, add_completion=False)
 tenant_cli = typer.Typer(help="Manage tenants and their API keys.", no_args_is_help=True)
 cli.add_typer(tenant_cli, name="tenant")
+key_cli = typer.Typer(help="Create, list and revoke a tenant's API keys.", no_args_is_help=True)
+cli.add_typer(key_cli, name="key")
 err = Console(stderr=True)
 
 
@@ -74,7 +78,11 @@ def serve(
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings", help="Only embed deferred writes (no lifecycle jobs).")
+    ] = False,
+) -> None:
     """Run a lifecycle job worker (consolidate, forget, periodic sweeps) until interrupted; start as
     many as the load needs, on any machine that reaches the database."""
     import signal
@@ -82,7 +90,8 @@ def worker() -> None:
 
     from app.runtime import build_runtime
 
-    settings = _settings().model_copy(update={"worker_in_process": True})
+    only_embeddings = {"worker_in_process": False, "embedding_worker": True}
+    settings = _settings().model_copy(update=only_embeddings if embeddings else {"worker_in_process": True})
     runtime = build_runtime(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -122,20 +131,102 @@ def tenant_create(name: str) -> None:
     print(key)
 
 
-def _runtime_and_tenant(tenant: str):  # type: ignore[no-untyped-def]
+def _tenant_id(sessions, tenant: str):  # type: ignore[no-untyped-def]
+    """The named tenant's id, or exit 2 saying how to create it (the caller disposes of its engine)."""
     from sqlalchemy import select
 
     from app.db.models import Tenant
+
+    with sessions() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
+    if tenant_id is None:
+        err.print(f"[red]no tenant named {tenant!r}[/]: create it with `loci tenant create {tenant}`")
+        raise typer.Exit(2)
+    return tenant_id
+
+
+def _runtime_and_tenant(tenant: str):  # type: ignore[no-untyped-def]
     from app.runtime import build_runtime
 
     runtime = build_runtime(_settings())
-    with runtime.sessions() as session:
-        tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
-    if tenant_id is None:
+    try:
+        return runtime, _tenant_id(runtime.sessions, tenant)
+    except typer.Exit:
         runtime.close()
-        err.print(f"[red]no tenant named {tenant!r}[/]: create it with `loci tenant create {tenant}`")
-        raise typer.Exit(2)
-    return runtime, tenant_id
+        raise
+
+
+@contextmanager
+def _tenant_keys(tenant: str):  # type: ignore[no-untyped-def]
+    """A session confined to the named tenant, on the database alone (no model is loaded)."""
+    from app.db.engine import make_sessionmaker
+    from app.db.tenancy import confined_session
+    from app.runtime import open_database
+
+    engine = open_database(_settings())
+    try:
+        sessions = make_sessionmaker(engine)
+        tenant_id = _tenant_id(sessions, tenant)
+        with confined_session(sessions, tenant_id) as session:
+            yield session, tenant_id
+    finally:
+        engine.dispose()
+
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant name.")]
+
+
+@key_cli.command("create")
+def key_create(
+    tenant: TenantOption,
+    permission: Annotated[
+        list[str] | None, typer.Option("--permission", "-p", help="read, write or admin; repeat. Default: read, write.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+) -> None:
+    """Create a key and print it on its own line (shown this once); its id goes to stderr."""
+    from pydantic import ValidationError
+
+    from app.api.schemas import KeyCreate
+    from app.services.api_keys import create_key
+
+    try:
+        body = KeyCreate(permissions=permission or ["read", "write"], name=name)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    with _tenant_keys(tenant) as (session, tenant_id):
+        record, key = create_key(session, tenant_id, body.permissions, body.name)
+    err.print(f"key id {record.id} ({', '.join(record.permissions)})")
+    print(key)
+
+
+@key_cli.command("list")
+def key_list(tenant: TenantOption) -> None:
+    """Print the tenant's keys as JSON lines: id, name, prefix, permissions, dates; never the key."""
+    from app.api.schemas import KeyOut
+    from app.services.api_keys import list_keys
+
+    with _tenant_keys(tenant) as (session, tenant_id):
+        keys = [KeyOut.model_validate(k, from_attributes=True) for k in list_keys(session, tenant_id)]
+    for key in keys:
+        print(key.model_dump_json())
+
+
+@key_cli.command("revoke")
+def key_revoke(key_id: uuid.UUID, tenant: TenantOption) -> None:
+    """Revoke a key of the tenant; requests with it fail with 401 from then on."""
+    from app.api.schemas import KeyOut
+    from app.errors import ApiError
+    from app.services.api_keys import revoke_key
+
+    try:
+        with _tenant_keys(tenant) as (session, tenant_id):
+            revoked = KeyOut.model_validate(revoke_key(session, tenant_id, key_id), from_attributes=True)
+    except ApiError as exc:
+        err.print(f"[red]{exc.message}[/] in tenant {tenant!r}")
+        raise typer.Exit(2) from None
+    print(revoked.model_dump_json())
 
 
 @cli.command()
@@ -150,6 +241,7 @@ def add(
     from pydantic import ValidationError
 
     from app.api.schemas import MemoryCreate
+    from app.db.tenancy import tenant_session
     from app.services.memory_store import create_memories
 
     try:
@@ -159,7 +251,7 @@ def add(
         raise typer.Exit(2) from None
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
-        with runtime.sessions.begin() as session:
+        with tenant_session(runtime, tenant_id) as session:
             [memory_id] = create_memories(
                 session, tenant_id, [item], runtime.embedder, "cli", runtime.settings.near_duplicate_threshold
             )
@@ -189,6 +281,9 @@ def search(
 
 
 def _mount_optional() -> None:
+    from benchmarks.cli import bench_app
+
+    cli.add_typer(bench_app, name="bench")
     try:
         from eval.cli import eval_app
     except ImportError:

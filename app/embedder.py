@@ -8,14 +8,22 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.onnx_encoder import OnnxWithFallback
 
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "onnx-int8", "auto")
+# The ONNX path stands in for the torch model only if every probe vector is at least this close.
+MIN_AGREEMENT = 0.999
 
 
 def _resolve_model(name_or_path: str) -> tuple[str, str]:
@@ -35,6 +43,29 @@ def _pick_device(requested: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _onnx_encoder(
+    backend: str, model_name: str, device: str, reference: Callable[[list[str]], np.ndarray]
+) -> "OnnxWithFallback | None":
+    """The int8 ONNX encoder if asked for and usable (bundled model, CPU, vectors matching), else None."""
+    if backend == "torch":
+        return None
+    if model_name != BUNDLED_MODEL_NAME or not device.startswith("cpu"):
+        log.info("the ONNX backend exists only for the bundled model on CPU; using torch")
+        return None
+    from app.onnx_encoder import OnnxMiniLM, OnnxWithFallback, agreement
+
+    try:
+        encoder = OnnxWithFallback(OnnxMiniLM(), reference)
+    except (ImportError, OSError, RuntimeError) as exc:
+        log.warning("ONNX backend unavailable (%s); using torch", exc)
+        return None
+    score = agreement(reference, encoder.encode)
+    if score < MIN_AGREEMENT:
+        log.warning("ONNX vectors match the torch model only to cosine %.5f (< %s); using torch", score, MIN_AGREEMENT)
+        return None
+    return encoder
+
+
 @dataclass
 class _Request:
     texts: list[str]
@@ -42,11 +73,25 @@ class _Request:
 
 
 class Embedder:
-    """Micro-batching sentence-transformers encoder producing L2-normalised float32 vectors."""
+    """Micro-batching sentence-transformers encoder producing L2-normalised float32 vectors.
+
+    backend "onnx-int8" encodes with the int8 ONNX export; "auto" uses it for batches of up to
+    `onnx_max_batch` texts (queries, single writes: about 2.5x faster than torch there) and torch for
+    bulk, where torch is faster. Either way texts under 12 tokens stay on torch (app/onnx_encoder.py)
+    and the start-up agreement check must pass.
+    """
 
     def __init__(
-        self, model: str = "", device: str | None = None, batch_size: int = 64, max_wait_ms: float = 2.0
+        self,
+        model: str = "",
+        device: str | None = None,
+        batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        backend: str = "torch",
+        onnx_max_batch: int = 16,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"embedding backend must be one of {BACKENDS}, not {backend!r}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
@@ -57,6 +102,9 @@ class Embedder:
             self._model.half()
         self.dim: int = int(self._model.get_embedding_dimension())
         self._batch_size = batch_size
+        self._onnx = _onnx_encoder(backend, self.model_name, self.device, self._torch_encode)
+        self._onnx_max_batch = onnx_max_batch if backend == "auto" else float("inf")
+        self.backend = "torch" if self._onnx is None else backend
         self._max_wait = max_wait_ms / 1000.0
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="loci-embedder", daemon=True)
@@ -73,6 +121,16 @@ class Embedder:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
+
+    def _torch_encode(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(
+            texts, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+        ).astype(np.float32, copy=False)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._onnx is not None and len(texts) <= self._onnx_max_batch:
+            return self._onnx.encode(texts)
+        return self._torch_encode(texts)
 
     def _collect(self, first: _Request) -> list[_Request]:
         """Gather requests that arrive within max_wait of the first one, up to one model batch."""
@@ -97,9 +155,7 @@ class Embedder:
             batch = self._collect(first)
             texts = [text for request in batch for text in request.texts]
             try:
-                vectors = self._model.encode(
-                    texts, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
-                ).astype(np.float32, copy=False)
+                vectors = self._encode(texts)
             except Exception as exc:  # a failed encode must fail its callers, not kill the thread
                 for request in batch:
                     request.future.set_exception(exc)

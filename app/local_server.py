@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.main import create_app
-from app.runtime import build_runtime
+from app.runtime import Runtime, build_runtime
 from app.services.tenants import create_tenant_with_key
 from app.settings import Settings
 
@@ -48,6 +48,13 @@ def serve_in_thread(app: FastAPI, startup_timeout: float = 60.0) -> Iterator[str
 @contextmanager
 def throwaway_service(**overrides: object) -> Iterator[tuple[str, str]]:
     """A whole service on a temporary embedded database; yields (base_url, api_key), removed on exit."""
+    with throwaway_runtime(**overrides) as (url, key, _):
+        yield url, key
+
+
+@contextmanager
+def throwaway_runtime(**overrides: object) -> Iterator[tuple[str, str, Runtime]]:
+    """`throwaway_service` that also yields its Runtime, for benchmarks that switch parts of it live."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     home = Path(tempfile.mkdtemp(prefix="loci-local-"))
     settings = Settings(home=home, database_url=None, bootstrap_api_key=None, **overrides)  # type: ignore[arg-type]
@@ -56,7 +63,7 @@ def throwaway_service(**overrides: object) -> Iterator[tuple[str, str]]:
         with runtime.sessions.begin() as session:
             key = create_tenant_with_key(session, "local")
         with serve_in_thread(create_app(runtime=runtime)) as url:
-            yield url, key
+            yield url, key, runtime
     finally:
         runtime.close()
         shutil.rmtree(home, ignore_errors=True)

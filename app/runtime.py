@@ -14,9 +14,13 @@ from app.db import migrate
 from app.db.embedded import release_embedded
 from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from app.embedder import Embedder
+from app.jobs.embedding_worker import EmbeddingWorker
 from app.jobs.queue import JobQueue, libpq_url
+from app.query_cache import QueryEmbeddings
 from app.services.tenants import ensure_bootstrap_key
 from app.settings import Settings
+from app.vector_changes import notify_vector_changes
+from retrieval.faiss_index import FaissIndexes
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +32,13 @@ class Runtime:
     sessions: sessionmaker[Session]
     embedder: Embedder
     jobs: JobQueue
+    queries: QueryEmbeddings
+    dense_index: FaissIndexes | None = None
+    embedding_worker: EmbeddingWorker | None = None
 
     def close(self) -> None:
+        if self.embedding_worker is not None:
+            self.embedding_worker.close()
         self.jobs.close()
         self.embedder.close()
         self.engine.dispose()
@@ -62,6 +71,8 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
         settings.embedding_device,
         settings.embedding_batch_size,
         settings.embedding_max_wait_ms,
+        settings.embedding_backend,
+        settings.embedding_onnx_max_batch,
     )
     width = vector_width(engine)
     if width != embedder.dim:
@@ -77,7 +88,23 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
                 log.warning("registered LOCI_BOOTSTRAP_API_KEY for tenant 'default'")
     url = engine.url.render_as_string(hide_password=False)
     jobs = JobQueue(libpq_url(url), settings.job_max_attempts, settings.sweep_cron, settings.job_stalled_seconds)
-    runtime = Runtime(settings, engine, sessions, embedder, jobs)
+    runtime = Runtime(settings, engine, sessions, embedder, jobs, QueryEmbeddings(embedder, settings.query_cache_size))
+    _start_performance_parts(runtime)
     if settings.worker_in_process:
         jobs.start_worker(runtime)
     return runtime
+
+
+def _start_performance_parts(runtime: Runtime) -> None:
+    """The FAISS dense index (when chosen) and the in-process embedding worker (when enabled)."""
+    s = runtime.settings
+    if s.dense_backend == "faiss":
+        runtime.dense_index = FaissIndexes(
+            s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds
+        )
+        notify_vector_changes(runtime.engine, runtime.dense_index.changed)
+    if s.embedding_worker:
+        runtime.embedding_worker = EmbeddingWorker(
+            runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds
+        )
+        runtime.embedding_worker.start()

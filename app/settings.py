@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     max_batch: int = 1000
     max_body_bytes: int = 48 * 1024 * 1024
     max_k: int = 200
+    request_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request still running after this long is answered 503 `timeout`; the database statements "
+        "of its tenant transaction are cancelled at the same deadline.",
+    )
+    rate_limit_per_s: float = Field(
+        default=100.0, ge=0, description="Requests per second one API key may sustain, per process; 0 = no limit."
+    )
+    rate_limit_burst: int = Field(default=200, ge=1, description="Requests one API key may make at once.")
+    log_content: bool = Field(
+        default=False, description="Write memory content and search queries into logs (they are private data)."
+    )
 
     search_overfetch: int = 4
     search_min_candidates: int = 50

@@ -24,3 +24,12 @@ def conversation_texts(count: int, seed: int = 7) -> list[str]:
 def queries(count: int, seed: int = 11) -> list[str]:
     rng = random.Random(seed)
     return [f"what did {rng.choice(_PEOPLE)} do with {rng.choice(_THINGS)}?" for _ in range(count)]
+
+
+def distinct_queries(count: int, seed: int = 13) -> list[str]:
+    """Questions that never repeat (up to 1260), so a query-embedding cache cannot flatter latency."""
+    combos = [(p, t, w) for p in _PEOPLE for t in _THINGS for w in _WHEN]
+    if count > len(combos):
+        raise ValueError(f"at most {len(combos)} distinct queries")
+    rng = random.Random(seed)
+    return [f"what did {p} do with {t} {w}?" for p, t, w in rng.sample(combos, count)]

@@ -1,4 +1,4 @@
-"""The WHERE clause every candidate generator shares: tenant, scope, type, metadata, validity."""
+"""The WHERE clause every candidate generator shares: tenant, scope, type, metadata, validity, trust."""
 
 import json
 from typing import Any
@@ -30,6 +30,11 @@ def memory_filter(query: SearchQuery, alias: str = "m") -> tuple[str, dict[str, 
     else:
         clauses.append(f"{a}.status = 'active'")
     clauses.append(f"({a}.expires_at IS NULL OR {a}.expires_at > now())")
+    if query.min_trust is not None:
+        clauses.append(f"{a}.trust >= :min_trust")
+        params["min_trust"] = query.min_trust
+    if query.exclude_flagged:
+        clauses.append(f"{a}.flags = '{{}}'")
 
     for i, (key, condition) in enumerate(sorted(query.metadata_filters.items())):
         values = condition["in"] if isinstance(condition, dict) else [condition]

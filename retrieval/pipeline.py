@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from retrieval.candidates import dense_candidates, key_candidates, lexical_candidates
+from retrieval.faiss_index import FaissIndexes
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.query import SearchParams, SearchQuery
 
@@ -19,9 +20,13 @@ class Hit:
     keys: float | None = None
 
 
-def search(session: Session, query: SearchQuery, params: SearchParams) -> list[Hit]:
+def search(
+    session: Session, query: SearchQuery, params: SearchParams, dense_index: FaissIndexes | None = None
+) -> list[Hit]:
+    """`dense_index` given: FAISS proposes the dense candidates instead of pgvector (same filters either way)."""
     limit = max(query.k * params.overfetch, params.min_candidates)
-    dense = dense_candidates(session, query, limit, params.ef_search)
+    dense_source = dense_index.candidates if dense_index is not None else dense_candidates
+    dense = dense_source(session, query, limit, params.ef_search)
     lexical = lexical_candidates(session, query, limit)
     keys = key_candidates(session, query, limit) if params.use_keys else []
     fused = reciprocal_rank_fusion(

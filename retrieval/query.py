@@ -21,6 +21,8 @@ class SearchQuery:
     metadata_filters: dict[str, Any] = field(default_factory=dict)
     as_of: datetime | None = None
     include_superseded: bool = False
+    min_trust: float | None = None
+    exclude_flagged: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 Nothing is mocked: tests talk HTTP to the ASGI app (TestClient) or to a live uvicorn server.
 """
 
+import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from app.local_server import serve_in_thread  # noqa: E402
+from app.logs import JsonFormatter  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime import Runtime, build_runtime  # noqa: E402
 from app.services.tenants import create_tenant_with_key  # noqa: E402
@@ -50,6 +53,17 @@ def app(runtime: Runtime):  # type: ignore[no-untyped-def]
     return create_app(runtime=runtime)
 
 
+@pytest.fixture(scope="session")
+def app_with(runtime: Runtime):  # type: ignore[no-untyped-def]
+    """Factory: an app over the session's runtime with some settings changed (small limits, short timeouts)."""
+
+    def make(**overrides: object):  # type: ignore[no-untyped-def]
+        changed = runtime.settings.model_copy(update=overrides)
+        return create_app(runtime=dataclasses.replace(runtime, settings=changed))
+
+    return make
+
+
 @pytest.fixture()
 def new_key(runtime: Runtime):  # type: ignore[no-untyped-def]
     """Factory: a key for a brand-new tenant, so every test starts from an empty memory store."""
@@ -76,6 +90,14 @@ def client(app, api_key: str) -> Iterator[TestClient]:  # type: ignore[no-untype
 def anon(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture()
+def service_logs(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
+    """Everything logged during the test at any level, formatted as the service writes it (extras included)."""
+    caplog.set_level(logging.DEBUG)
+    formatter = JsonFormatter()
+    return lambda: "\n".join(formatter.format(record) for record in caplog.records)
 
 
 @dataclass

@@ -5,22 +5,35 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from loci_client import (
     AsyncMemoryClient,
     AuthenticationError,
+    ConflictError,
     ConnectionFailed,
     DeleteResult,
+    Job,
+    JobFailed,
     LociError,
     Memory,
     MemoryClient,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     SearchResponse,
     ValidationError,
 )
+from loci_client._core import JobWait
+
+FIRST_PERSON_FACTS = [
+    {"role": "user", "content": "I moved to Lisbon last spring."},
+    {"role": "assistant", "content": "How are you finding it so far?"},
+    {"role": "user", "content": "I adopted a cat named Miso."},
+    {"role": "user", "content": "I work as a nurse at the city hospital."},
+]
 
 
 @pytest.fixture()
@@ -271,3 +284,145 @@ def test_async_client(live_server) -> None:  # type: ignore[no-untyped-def]
                 await offline.health()
 
     asyncio.run(scenario())
+
+
+def test_consolidate_and_wait_for_job(memory: MemoryClient) -> None:
+    memory.add_messages(FIRST_PERSON_FACTS, user_id="ann", session_id="chat-1")
+    job_id = memory.consolidate(user_id="ann")
+
+    job = memory.wait_for_job(job_id, timeout=60)
+    assert isinstance(job, Job)
+    assert (job.job_id, job.kind, job.status, job.dry_run) == (job_id, "consolidate", "succeeded", False)
+    assert job.scope == {"user_id": "ann"}
+    assert job.counts["facts"] >= 1
+    assert job.error is None and job.finished_at is not None and job.finished_at >= job.created_at
+    assert memory.job(job_id) == job  # a finished job no longer changes
+    assert memory.list(user_id="ann", type="semantic").memories  # the facts are stored memories
+
+
+def test_forget_dry_run_reports_and_changes_nothing(memory: MemoryClient) -> None:
+    expired = memory.add(
+        "The user's parking permit is valid", user_id="u1", expires_at=datetime.now(UTC) - timedelta(days=1)
+    )
+    kept = memory.add("The user's sister lives in Toronto", user_id="u1")
+
+    dry = memory.wait_for_job(memory.forget(user_id="u1", dry_run=True), timeout=60)
+    assert (dry.kind, dry.status, dry.dry_run) == ("forget", "succeeded", True)
+    assert (dry.counts["examined"], dry.counts["archived"], dry.counts["expired"]) == (2, 1, 1)
+    assert {memory.get(i).status for i in (expired, kept)} == {"active"}
+
+    done = memory.wait_for_job(memory.forget(user_id="u1"), timeout=60)
+    assert (done.dry_run, done.counts["archived"]) == (False, 1)
+    assert (memory.get(expired).status, memory.get(kept).status) == ("archived", "active")
+    assert memory.restore(expired).status == "active"  # archiving is reversible
+
+
+def test_feedback_counts_procedure_outcomes(memory: MemoryClient) -> None:
+    procedure = memory.add(
+        "To deploy: run the tests, tag the release, push the tag",
+        type="procedural",
+        user_id="u1",
+        attributes={"trigger": "deploying", "steps": ["run the tests", "tag the release", "push the tag"]},
+    )
+    assert memory.feedback(procedure, "success").attributes["successes"] == 1
+    after = memory.feedback(procedure, "failure", note="the tag push was rejected")
+    assert (after.attributes["successes"], after.attributes["failures"]) == (1, 1)
+    assert after.version == 3
+    assert memory.history(procedure)[-1].reason == "the tag push was rejected"
+
+
+def test_feedback_on_an_episode_raises_conflict(memory: MemoryClient) -> None:
+    episode = memory.add("The user deployed on Friday", user_id="u1")
+    with pytest.raises(ConflictError) as caught:
+        memory.feedback(episode, "success")
+    assert (caught.value.status_code, caught.value.code) == (409, "not_a_procedure")
+
+
+def test_restore(memory: MemoryClient) -> None:
+    memory_id = memory.add("The user's locker number is 42", user_id="u1")
+    with pytest.raises(ConflictError) as caught:
+        memory.restore(memory_id)  # active: nothing to restore
+    assert (caught.value.status_code, caught.value.code) == (409, "not_restorable")
+
+    memory.delete(memory_id)
+    with pytest.raises(ConflictError) as caught:
+        memory.update(memory_id, importance=0.1)
+    assert caught.value.code == "memory_deleted"
+    restored = memory.restore(memory_id)
+    assert (restored.id, restored.status) == (memory_id, "active")
+
+
+def test_delete_user_removes_every_memory_of_the_user(memory: MemoryClient) -> None:
+    ids = memory.add_many([{"content": f"Note {i} about gardening", "user_id": "leaving"} for i in range(3)])
+    other = memory.add("A memory of somebody else", user_id="staying")
+
+    assert memory.delete_user("leaving") == 3
+    assert memory.list(user_id="leaving").memories == []
+    with pytest.raises(NotFoundError):
+        memory.get(ids[0])
+    assert memory.get(other).status == "active"
+    assert memory.delete_user("leaving") == 0
+    assert memory.delete_user(".") == 0  # a dot id is a user id, not a path segment that climbs a level
+
+
+def test_delete_scope(memory: MemoryClient) -> None:
+    memory.add_many([{"content": f"Chat line {i}", "user_id": "u1", "session_id": "old"} for i in range(2)])
+    kept = memory.add("Chat line in a newer session", user_id="u1", session_id="new")
+
+    assert memory.delete_scope(user_id="u1", session_id="old") == 2
+    assert [m.id for m in memory.iter_memories(user_id="u1")] == [kept]
+    with pytest.raises(ValidationError):
+        memory.delete_scope()
+    assert memory.get(kept).status == "active"
+
+
+def test_unknown_job_raises_not_found(memory: MemoryClient) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        memory.job(str(uuid.uuid4()))
+    assert (caught.value.status_code, caught.value.code) == (404, "not_found")
+
+
+def test_wait_for_job_stops_on_failure_and_at_the_deadline(memory: MemoryClient) -> None:
+    """The stop rules of wait_for_job, on states a healthy server will not produce on demand."""
+    job = memory.wait_for_job(memory.forget(user_id="nobody", dry_run=True), timeout=60)
+    running = job.model_copy(update={"status": "running"})
+    failed = job.model_copy(update={"status": "failed", "error": "RuntimeError: disk full"})
+
+    assert not JobWait(job.job_id, timeout=60, poll=0.25).finished(running)
+    assert 0 < JobWait(job.job_id, timeout=60, poll=0.25).pause(running) <= 0.25
+    with pytest.raises(TimeoutError, match=job.job_id):
+        JobWait(job.job_id, timeout=0, poll=0.25).pause(running)
+    with pytest.raises(JobFailed) as caught:
+        JobWait(job.job_id, timeout=60, poll=0.25).finished(failed)
+    assert (caught.value.job, caught.value.code) == (failed, "job_failed")
+    assert isinstance(caught.value, LociError) and "disk full" in str(caught.value)
+    with pytest.raises(ValueError):
+        memory.wait_for_job(job.job_id, poll=0)
+
+
+def test_read_only_key_raises_permission_denied(live_server) -> None:  # type: ignore[no-untyped-def]
+    created = httpx.post(
+        f"{live_server.url}/v1/admin/keys",
+        json={"permissions": ["read"]},
+        headers={"Authorization": f"Bearer {live_server.api_key}"},
+    )
+    created.raise_for_status()
+    with MemoryClient(live_server.url, created.json()["key"]) as reader:
+        assert reader.list().memories == []
+        with pytest.raises(PermissionDeniedError) as caught:
+            reader.delete_user("anyone")
+    assert (caught.value.status_code, caught.value.code) == (403, "forbidden")
+
+
+def test_async_consolidate_and_wait_for_job(live_server) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> Job:
+        async with AsyncMemoryClient(live_server.url, live_server.api_key) as memory:
+            await memory.add_messages(FIRST_PERSON_FACTS, user_id="ann", session_id="chat-1")
+            job_id = await memory.consolidate(user_id="ann", session_id="chat-1")
+            job = await memory.wait_for_job(job_id, timeout=60, poll=0.1)
+            assert await memory.job(job_id) == job
+            return job
+
+    job = asyncio.run(scenario())
+    assert (job.kind, job.status, job.scope) == ("consolidate", "succeeded", {"user_id": "ann", "session_id": "chat-1"})
+    assert job.counts["facts"] >= 1

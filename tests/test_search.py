@@ -1,5 +1,7 @@
 """Retrieval through POST /v1/search: relevance on a small hand-written set, filters, scores."""
 
+import time
+
 from fastapi.testclient import TestClient
 
 FACTS = [
@@ -100,6 +102,9 @@ def test_filtered_dense_search_still_returns_k(client: TestClient) -> None:
     memories = [{"content": f"ordinary note {i} about groceries", "user_id": "crowd"} for i in range(300)]
     memories += [{"content": f"rare note {i} about groceries", "user_id": "few"} for i in range(12)]
     assert client.post("/v1/memories", json={"memories": memories}).status_code == 201
+    deadline = time.monotonic() + 120  # a batch this large is embedded by the worker after the response
+    while client.get("/v1/stats").json()["pending_embeddings"] and time.monotonic() < deadline:
+        time.sleep(0.1)
     results = client.post("/v1/search", json={"query": "zebra", "user_id": "few", "k": 10}).json()["results"]
     assert len(results) == 10
     assert all(r["user_id"] == "few" for r in results)

@@ -7,8 +7,11 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import CODES, ApiError
 
@@ -35,6 +38,17 @@ def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the path supports; Starlette's 405 names only those of the first route matching it."""
+    methods = {
+        m
+        for route in iter_route_contexts(request.app.routes)
+        if route.matches(request.scope)[0] != Match.NONE
+        for m in route.methods or ()
+    }
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -46,12 +60,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", _describe(errors), _clean(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return error_response(exc.status_code, code, str(exc.detail), None, headers)
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        if isinstance(exc.orig, QueryCanceled):  # statement_timeout: the request deadline (app.db.tenancy)
+            message = "a database statement ran past the request deadline; retry"
+            return error_response(503, "timeout", message, None, {"Retry-After": "1"})
         log.warning("database unavailable: %s", type(exc.orig).__name__)
         return error_response(
             503, "unavailable", "the database is unavailable; retry shortly", None, {"Retry-After": "1"}

@@ -1,6 +1,7 @@
 """Memory routes: create (single, batch, chat messages), read, list, change, delete, history."""
 
 import json
+import logging
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -23,12 +24,15 @@ from app.api.schemas import (
     MessagesCreate,
 )
 from app.api.serialize import memory_out
+from app.db.tenancy import tenant_session
 from app.errors import ApiError
+from app.logs import content_fields
 from app.services import memory_store
 from app.services.limits import check_batch_size, check_memory_sizes
 from memory_types import MemoryType
 
 router = APIRouter(prefix="/v1", tags=["memories"])
+log = logging.getLogger(__name__)
 
 _CREATE_BODY = TypeAdapter(MemoryCreate | MemoryBatch).json_schema(ref_template="#/components/schemas/{model}")
 
@@ -36,7 +40,7 @@ _CREATE_BODY = TypeAdapter(MemoryCreate | MemoryBatch).json_schema(ref_template=
 async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ApiError(422, f"body is not valid JSON: {exc}", code="validation_error") from None
 
 
@@ -68,13 +72,34 @@ async def create_memories(request: Request, runtime: RuntimeDep, principal: Writ
 
 
 async def _store(runtime: RuntimeDep, tenant_id: uuid.UUID, items: list[MemoryCreate], actor: str) -> IdsResponse:
+    # Large batches return once committed; the embedding worker embeds them (lexical search sees them at once).
+    embed = len(items) < runtime.settings.async_embed_batch_min
+
     def work() -> list[uuid.UUID]:
-        with runtime.sessions.begin() as session:
+        with tenant_session(runtime, tenant_id) as session:
             return memory_store.create_memories(
-                session, tenant_id, items, runtime.embedder, actor, runtime.settings.near_duplicate_threshold
+                session,
+                tenant_id,
+                items,
+                runtime.embedder,
+                actor,
+                runtime.settings.near_duplicate_threshold,
+                embed=embed,
             )
 
-    return IdsResponse(ids=await run_in_threadpool(work))
+    ids = await run_in_threadpool(work)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "stored memories",
+            extra={
+                "tenant_id": str(tenant_id),
+                "ids": [str(i) for i in ids],
+                **content_fields(runtime.settings.log_content, contents=[item.content for item in items]),
+            },
+        )
+    if not embed and runtime.embedding_worker is not None:
+        runtime.embedding_worker.notify()
+    return IdsResponse(ids=ids)
 
 
 @router.post(
@@ -89,14 +114,14 @@ async def create_messages(payload: MessagesCreate, runtime: RuntimeDep, principa
 
 @router.get("/memories/{memory_id}", response_model=MemoryOut)
 def get_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Reader) -> MemoryOut:
-    with runtime.sessions() as session:
+    with tenant_session(runtime, principal.tenant_id) as session:
         return memory_out(memory_store.get_memory(session, principal.tenant_id, memory_id))
 
 
 @router.patch("/memories/{memory_id}", response_model=MemoryOut)
 def patch_memory(memory_id: uuid.UUID, patch: MemoryPatch, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
     check_memory_sizes([(patch.content, patch.metadata)], runtime.settings, batched=False)
-    with runtime.sessions.begin() as session:
+    with tenant_session(runtime, principal.tenant_id) as session:
         memory = memory_store.update_memory(
             session, principal.tenant_id, memory_id, patch, runtime.embedder, f"key:{principal.key_id}"
         )
@@ -105,7 +130,7 @@ def patch_memory(memory_id: uuid.UUID, patch: MemoryPatch, runtime: RuntimeDep, 
 
 @router.delete("/memories/{memory_id}", response_model=DeleteResponse)
 def delete_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Writer, hard: bool = False) -> DeleteResponse:
-    with runtime.sessions.begin() as session:
+    with tenant_session(runtime, principal.tenant_id) as session:
         memory_store.delete_memory(session, principal.tenant_id, memory_id, hard, f"key:{principal.key_id}")
     return DeleteResponse(id=memory_id, deleted="hard" if hard else "soft")
 
@@ -123,13 +148,13 @@ def list_memories(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MemoryPage:
     filters = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id, "type": type.value if type else None}
-    with runtime.sessions() as session:
+    with tenant_session(runtime, principal.tenant_id) as session:
         memories, next_cursor = memory_store.list_memories(session, principal.tenant_id, filters, status, limit, cursor)
         return MemoryPage(memories=[memory_out(m) for m in memories], next_cursor=next_cursor)
 
 
 @router.get("/memories/{memory_id}/history", response_model=HistoryResponse)
 def memory_history(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Reader) -> HistoryResponse:
-    with runtime.sessions() as session:
+    with tenant_session(runtime, principal.tenant_id) as session:
         events = memory_store.memory_history(session, principal.tenant_id, memory_id)
         return HistoryResponse(events=[EventOut.model_validate(e, from_attributes=True) for e in events])

@@ -1,11 +1,14 @@
 """Request and response bodies of API v1."""
 
+import math
+import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from app.services.tenants import Permission
 from memory_types import MemoryType, validate_attributes
 
 ScopeId = Field(default=None, min_length=1, max_length=200)
@@ -13,13 +16,58 @@ Source = Literal["user", "agent", "tool", "import"]
 Status = Literal["active", "superseded", "archived", "deleted"]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unstorable(value: Any, where: str = "value") -> str | None:
+    """Why `value` (parsed JSON) cannot be stored, or None: Postgres text and jsonb hold no NUL
+    character, no unpaired surrogate and no NaN or infinity, and would fail the write with a 500."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where} contains a NUL character"
+        if _SURROGATE.search(value):
+            return f"{where} contains an unpaired surrogate (not valid Unicode)"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is {value}: JSON numbers must be finite"
+    elif isinstance(value, dict):
+        inner = "" if where == "value" else f"{where}."
+        return next(
+            (
+                p
+                for k, v in value.items()
+                if (p := _unstorable(k, f"a key of {where}") or _unstorable(v, f"{inner}{k}"))
+            ),
+            None,
+        )
+    elif isinstance(value, list):
+        return next((p for i, v in enumerate(value) if (p := _unstorable(v, f"{where}[{i}]"))), None)
+    return None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if (problem := _unstorable(data)) is not None:
+            raise ValueError(problem)
+        return data
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("content must not be blank")
+    return value
+
+
+# One rule for every way content arrives (memory, chat message, patch), so none can store a blank.
+Content = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
 
 
 class MemoryCreate(_Strict):
     type: MemoryType = MemoryType.episodic
-    content: str = Field(min_length=1)
+    content: Content
     user_id: str | None = ScopeId
     agent_id: str | None = ScopeId
     session_id: str | None = ScopeId
@@ -30,13 +78,6 @@ class MemoryCreate(_Strict):
     expires_at: datetime | None = None
     source: Source = "user"
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @field_validator("content")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("content must not be blank")
-        return value
 
     @model_validator(mode="after")
     def _check(self) -> "MemoryCreate":
@@ -53,7 +94,7 @@ class MemoryBatch(_Strict):
 class Message(_Strict):
     role: Literal["user", "assistant", "system", "tool"]
     name: str | None = Field(default=None, max_length=200)
-    content: str = Field(min_length=1)
+    content: Content
     timestamp: datetime | None = None
 
 
@@ -65,7 +106,7 @@ class MessagesCreate(_Strict):
 
 
 class MemoryPatch(_Strict):
-    content: str | None = Field(default=None, min_length=1)
+    content: Content | None = None
     metadata: dict[str, Any] | None = None
     importance: float | None = Field(default=None, ge=0.0, le=1.0)
     attributes: dict[str, Any] | None = None
@@ -94,6 +135,8 @@ class SearchRequest(_Strict):
     filters: dict[str, MetadataValue | InFilter] | None = Field(default=None, max_length=20)
     as_of: datetime | None = None
     include_superseded: bool = False
+    min_trust: float | None = Field(default=None, ge=0.0, le=1.0, description="Leave out memories trusted less.")
+    exclude_flagged: bool = Field(default=False, description="Leave out memories flagged as possible prompt injection.")
 
     def metadata_filters(self) -> dict[str, Any]:
         return {
@@ -124,6 +167,7 @@ class MemoryOut(BaseModel):
     superseded_by: uuid.UUID | None
     source: str
     trust: float
+    flags: list[str]
     embedding_model: str | None
     embedding_status: Literal["ready", "pending"]
     version: int
@@ -207,3 +251,38 @@ class Feedback(_Strict):
 
 class DeletedCount(BaseModel):
     deleted: int
+
+
+class KeyCreate(_Strict):
+    permissions: list[Permission] = Field(min_length=1, max_length=3)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class KeyOut(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    prefix: str
+    permissions: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(BaseModel):
+    key_id: uuid.UUID
+    key: str = Field(description="The API key itself: shown this once, stored only as a hash.")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class FootprintCounts(BaseModel):
+    memories: int
+    memory_keys: int
+    memory_links: int
+    memory_events: int
+
+
+class Footprint(BaseModel):
+    user_id: str
+    counts: FootprintCounts

@@ -27,6 +27,7 @@ def memory_out(memory: Memory) -> MemoryOut:
         superseded_by=memory.superseded_by,
         source=memory.source,
         trust=memory.trust,
+        flags=list(memory.flags or ()),
         embedding_model=memory.embedding_model,
         embedding_status="ready" if memory.embedding is not None else "pending",
         version=memory.version,

@@ -19,7 +19,9 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # hide_parameters: a failed statement's message (logged, or stored as a job's error) must not
+    # quote the bound values, which are memory content and embeddings.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -82,6 +82,7 @@ class Memory(Base):
     )
     source: Mapped[str] = mapped_column(String(16), default="user")
     trust: Mapped[float] = mapped_column(Float, default=1.0)
+    flags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     embedding_model: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     idempotency_key: Mapped[str | None] = mapped_column(Text)

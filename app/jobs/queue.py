@@ -17,6 +17,7 @@ from procrastinate import JobContext, RetryStrategy
 from sqlalchemy import select, text
 
 from app.db.models import Job
+from app.db.tenancy import tenant_session
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -100,7 +101,7 @@ def make_app(connector: procrastinate.BaseConnector, retries: int, sweep_cron: s
 
 
 def record_job(runtime: "Runtime", tenant_id: uuid.UUID, kind: str, scope: dict[str, Any], dry_run: bool) -> uuid.UUID:
-    with runtime.sessions.begin() as session:
+    with tenant_session(runtime, tenant_id) as session:
         job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, scope=scope, dry_run=dry_run, status="queued")
         session.add(job)
     return job.id
@@ -181,5 +182,5 @@ class JobQueue:
 
 
 def job_status(runtime: "Runtime", tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
-    with runtime.sessions() as session:
+    with tenant_session(runtime, tenant_id) as session:
         return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))

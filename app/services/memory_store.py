@@ -15,10 +15,11 @@ from app.embedder import Embedder
 from app.errors import ApiError, not_found
 from app.services import write_rules
 from memory_types import MemoryType, content_hash, validate_attributes
+from memory_types.poisoning import default_trust, poisoning_flags
 
 SNAPSHOT_FIELDS = (
     "type", "content", "user_id", "agent_id", "session_id", "attributes", "metadata_", "importance",
-    "event_at", "valid_from", "valid_to", "expires_at", "status", "source", "trust", "version",
+    "event_at", "valid_from", "valid_to", "expires_at", "status", "source", "trust", "flags", "version",
 )  # fmt: skip
 
 
@@ -54,7 +55,8 @@ def _row(
         "valid_from": item.event_at or now,
         "expires_at": item.expires_at,
         "source": item.source,
-        "trust": 1.0,
+        "trust": default_trust(item.source),
+        "flags": poisoning_flags(item.content),
         "embedding_model": model_name,
         "idempotency_key": item.idempotency_key,
     }
@@ -76,8 +78,12 @@ def create_memories(
     embedder: Embedder,
     actor: str,
     near_duplicate_threshold: float | None = None,
+    embed: bool = True,
 ) -> list[uuid.UUID]:
     """Store items in one transaction and return their ids in input order.
+
+    embed=False stores new rows with the embedding NULL for the embedding worker (no near-duplicate
+    merge then: it needs the vector).
 
     An idempotency key seen before (in the database or earlier in the batch) yields the original id
     and stores nothing new, so a retried request never duplicates memories. Exact duplicates and, for
@@ -116,13 +122,14 @@ def create_memories(
             session, tenant_id, write_rules.Reinforcement(existing, "reinforce", 1.0), items[pos], actor, now
         )
 
-    vectors = embedder.embed([items[pos].content for pos in to_embed])
+    texts = [items[pos].content for pos in to_embed]
+    vectors = embedder.embed(texts) if embed else [None] * len(texts)
     rows: list[dict[str, Any]] = []
     for pos, vector in zip(to_embed, vectors, strict=True):
         item = items[pos]
         near = (
             write_rules.find_near_duplicate(session, tenant_id, item, vector, near_duplicate_threshold)
-            if near_duplicate_threshold is not None
+            if near_duplicate_threshold is not None and vector is not None
             else None
         )
         if near is not None:
@@ -201,6 +208,7 @@ def update_memory(
     if patch.content is not None and patch.content != memory.content:
         memory.content = patch.content
         memory.content_hash = content_hash(patch.content)
+        memory.flags = poisoning_flags(patch.content)
         memory.embedding = embedder.embed([patch.content])[0]
         memory.embedding_model = embedder.model_name
     memory.version += 1

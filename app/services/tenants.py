@@ -4,6 +4,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 from app.db.models import ApiKey, Tenant
 
 KEY_PREFIX = "loci_"
-ALL_PERMISSIONS = ("read", "write", "admin")
+Permission = Literal["read", "write", "admin"]
+ALL_PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from typing import Protocol
 
 from eval.units import Unit
 
-SYSTEM_NAMES = ("loci", "bm25", "dense", "mem0")
+SYSTEM_NAMES = ("loci", "loci-raw", "bm25", "dense", "mem0")
+"""loci consolidates each scope after ingest (facts, keys, summaries) as the service does on idle
+sessions; loci-raw searches the stored turns alone."""
 
 
 class SystemUnavailable(Exception):
@@ -41,10 +43,10 @@ def open_system(name: str, url: str | None = None, api_key: str | None = None) -
 
         with open_mem0() as system:
             yield system
-    elif name == "loci":
+    elif name in ("loci", "loci-raw"):
         from eval.systems.loci import open_loci
 
-        with open_loci(url, api_key) as system:
+        with open_loci(url, api_key, consolidate=name == "loci") as system:
             yield system
     else:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEM_NAMES)}")

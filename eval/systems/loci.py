@@ -22,7 +22,11 @@ class MemoryAPI(Protocol):
 
     def add_messages(self, messages: list[dict[str, Any]], *, user_id: str, session_id: str) -> list[str]: ...
 
-    def search(self, query: str, *, user_id: str, k: int) -> Any: ...
+    def search(self, query: str, *, user_id: str, k: int, types: list[str] | None = None) -> Any: ...
+
+    def consolidate(self, *, user_id: str) -> str: ...
+
+    def wait_for_job(self, job_id: str) -> Any: ...
 
 
 def to_message(unit: Unit) -> dict[str, Any]:
@@ -36,8 +40,9 @@ def to_message(unit: Unit) -> dict[str, Any]:
 
 
 class LociSystem:
-    def __init__(self, client: MemoryAPI, batch_size: int = 1000) -> None:
+    def __init__(self, client: MemoryAPI, consolidate: bool = True, batch_size: int = 1000) -> None:
         self._client = client
+        self._consolidate = consolidate
         self._batch_size = batch_size
         self._user_id = ""
         self._unit_of: dict[str, str] = {}
@@ -59,14 +64,20 @@ class LociSystem:
                 raise RuntimeError(f"sent {len(chunk)} messages but the service returned {len(ids)} ids")
             self._unit_of.update(zip(ids, (u.id for u in chunk), strict=True))
             start = end
+        if self._consolidate:
+            # The background work the service does on idle sessions, asked for and awaited so every
+            # question sees the consolidated scope.
+            self._client.wait_for_job(self._client.consolidate(user_id=self._user_id))
 
     def search(self, query: str, k: int) -> list[str]:
-        response = self._client.search(query, user_id=self._user_id, k=k)
+        # Gold evidence is turns, so the turns are what is ranked: derived memories (facts, summaries)
+        # still help through the index keys they leave on their episodes.
+        response = self._client.search(query, user_id=self._user_id, k=k, types=["episodic"])
         return [self._unit_of.get(r.id, f"{FOREIGN_PREFIX}{r.id}") for r in response.results]
 
 
 @contextmanager
-def open_loci(url: str | None, api_key: str | None) -> Iterator[LociSystem]:
+def open_loci(url: str | None, api_key: str | None, consolidate: bool = True) -> Iterator[LociSystem]:
     """Loci at `url`, or, without one, a local service on a throwaway database for the run."""
     from eval.loci_service import start_local_service
 
@@ -81,4 +92,4 @@ def open_loci(url: str | None, api_key: str | None) -> Iterator[LociSystem]:
             except ImportError as exc:
                 raise SystemUnavailable(f"cannot start a local Loci service ({exc}); pass --url and --api-key") from exc
         client = stack.enter_context(MemoryClient(url, api_key))
-        yield LociSystem(client)
+        yield LociSystem(client, consolidate)

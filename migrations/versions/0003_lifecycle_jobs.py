@@ -37,6 +37,12 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX jobs_tenant_idx ON jobs (tenant_id, created_at)")
+    # Behind the tenant wall of 0002, like every tenant-owned table.
+    op.execute("ALTER TABLE jobs ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        "CREATE POLICY tenant_wall ON jobs "
+        "USING (tenant_id = loci_current_tenant()) WITH CHECK (tenant_id = loci_current_tenant())"
+    )
     op.execute("ALTER TABLE memories ADD COLUMN consolidated_at timestamptz")
     op.execute(
         "CREATE INDEX memories_unconsolidated_idx ON memories (tenant_id, user_id, session_id) "

@@ -10,22 +10,28 @@ from ._version import __version__
 from .client import AsyncMemoryClient, MemoryClient
 from .errors import (
     AuthenticationError,
+    ConflictError,
     ConnectionFailed,
+    JobFailed,
     LociError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     RateLimitError,
     ServerError,
     ValidationError,
 )
-from .models import DeleteResult, History, Memory, MemoryEvent, MemoryPage, Scores, SearchResponse, SearchResult
+from .models import DeleteResult, History, Job, Memory, MemoryEvent, MemoryPage, Scores, SearchResponse, SearchResult
 
 __all__ = [
     "AsyncMemoryClient",
     "AuthenticationError",
+    "ConflictError",
     "ConnectionFailed",
     "DeleteResult",
     "History",
+    "Job",
+    "JobFailed",
     "LociError",
     "Memory",
     "MemoryClient",
@@ -33,6 +39,7 @@ __all__ = [
     "MemoryPage",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "RateLimitError",
     "Scores",
     "SearchResponse",

@@ -9,8 +9,9 @@ so MemoryClient and AsyncMemoryClient cannot drift apart.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -18,13 +19,26 @@ import httpx
 from pydantic_core import to_jsonable_python
 
 from ._version import __version__
-from .errors import ConnectionFailed, LociError, error_from_response
-from .models import Created, DeleteResult, History, Memory, MemoryEvent, MemoryPage, SearchResponse
+from .errors import ConnectionFailed, JobFailed, LociError, error_from_response
+from .models import (
+    Created,
+    DeletedCount,
+    DeleteResult,
+    History,
+    Job,
+    JobCreated,
+    Memory,
+    MemoryEvent,
+    MemoryPage,
+    SearchResponse,
+)
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 _MEMORIES = "/v1/memories"
+_JOBS = "/v1/jobs"
+_USERS = "/v1/users"
 
 # Failures where the request cannot have been processed (no connection was made) or where a pooled
 # keep-alive connection was closed by the server under us; anything else (a read timeout, say) may
@@ -68,6 +82,38 @@ class RetryPolicy:
         ) from exc
 
 
+@dataclass(slots=True)
+class JobWait:
+    """When wait_for_job stops: the polling decisions, so both clients only fetch, sleep and loop."""
+
+    job_id: str
+    timeout: float
+    poll: float
+    deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.timeout < 0 or self.poll <= 0:
+            raise ValueError("timeout must be >= 0 and poll > 0")
+        self.deadline = time.monotonic() + self.timeout
+
+    def finished(self, job: Job) -> bool:
+        """True once the job succeeded; raises JobFailed once it failed.
+
+        Any other status, including ones a newer server may add, means "not yet": only the final
+        states end the wait, and a retried attempt passes through "queued" again.
+        """
+        if job.status == "failed":
+            raise JobFailed(job)
+        return job.status == "succeeded"
+
+    def pause(self, job: Job) -> float:
+        """Seconds to sleep before the next poll, never past the deadline; TimeoutError once it is past."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{job.kind} job {self.job_id} still {job.status} after {self.timeout:g} s")
+        return min(self.poll, remaining)
+
+
 def client_options(base_url: str | None, api_key: str | None, timeout: float) -> dict[str, Any]:
     """httpx client settings; unset url and key come from LOCI_URL and LOCI_API_KEY.
 
@@ -106,9 +152,13 @@ def _compact(fields: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _memory_path(memory_id: str) -> str:
-    """Path of one memory; the id is escaped so a stray "/" or "?" cannot address another route."""
-    return f"{_MEMORIES}/{quote(str(memory_id), safe='')}"
+def _item_path(collection: str, item_id: str) -> str:
+    """Path of one item of a collection, with the id escaped so it cannot address another route.
+
+    "/" and "?" are escaped by quote; dots too, because httpx resolves a "." or ".." segment before
+    sending: delete(".") would otherwise become DELETE /v1/memories, the route that deletes a scope.
+    """
+    return f"{collection}/{quote(str(item_id), safe='').replace('.', '%2E')}"
 
 
 def _one_id(body: Any) -> str:
@@ -120,6 +170,14 @@ def _one_id(body: Any) -> str:
 
 def _ids(body: Any) -> list[str]:
     return Created.model_validate(body).ids
+
+
+def _job_id(body: Any) -> str:
+    return JobCreated.model_validate(body).job_id
+
+
+def _deleted(body: Any) -> int:
+    return DeletedCount.model_validate(body).deleted
 
 
 def _events(body: Any) -> list[MemoryEvent]:
@@ -149,17 +207,17 @@ def add_messages(messages: Iterable[Mapping[str, Any]], **fields: Any) -> Call[l
 
 
 def get(memory_id: str) -> Call[Memory]:
-    return Call("GET", _memory_path(memory_id), Memory.model_validate)
+    return Call("GET", _item_path(_MEMORIES, memory_id), Memory.model_validate)
 
 
 def update(memory_id: str, **fields: Any) -> Call[Memory]:
     """PATCH only the given fields; None means "leave unchanged", not "clear"."""
-    return Call("PATCH", _memory_path(memory_id), Memory.model_validate, json=_compact(fields))
+    return Call("PATCH", _item_path(_MEMORIES, memory_id), Memory.model_validate, json=_compact(fields))
 
 
 def delete(memory_id: str, hard: bool) -> Call[DeleteResult]:
     params = {"hard": "true"} if hard else None
-    return Call("DELETE", _memory_path(memory_id), DeleteResult.model_validate, params=params)
+    return Call("DELETE", _item_path(_MEMORIES, memory_id), DeleteResult.model_validate, params=params)
 
 
 def list_memories(**filters: Any) -> Call[MemoryPage]:
@@ -168,12 +226,44 @@ def list_memories(**filters: Any) -> Call[MemoryPage]:
 
 
 def history(memory_id: str) -> Call[list[MemoryEvent]]:
-    return Call("GET", f"{_memory_path(memory_id)}/history", _events)
+    return Call("GET", f"{_item_path(_MEMORIES, memory_id)}/history", _events)
 
 
 def search(**fields: Any) -> Call[SearchResponse]:
     """POST a search; the fields are the search body of docs/api.md."""
     return Call("POST", "/v1/search", SearchResponse.model_validate, json=_compact(fields))
+
+
+def feedback(memory_id: str, **fields: Any) -> Call[Memory]:
+    """POST a procedure's outcome; the server counts it in the memory's successes or failures."""
+    return Call("POST", f"{_item_path(_MEMORIES, memory_id)}/feedback", Memory.model_validate, json=_compact(fields))
+
+
+def restore(memory_id: str) -> Call[Memory]:
+    return Call("POST", f"{_item_path(_MEMORIES, memory_id)}/restore", Memory.model_validate)
+
+
+def delete_scope(**scope: Any) -> Call[int]:
+    """DELETE every memory of a scope for good; the server refuses an empty scope (422)."""
+    return Call("DELETE", _MEMORIES, _deleted, params=_compact(scope))
+
+
+def delete_user(user_id: str) -> Call[int]:
+    return Call("DELETE", _item_path(_USERS, user_id), _deleted)
+
+
+def consolidate(**scope: Any) -> Call[str]:
+    """POST a consolidation job for a scope; the server answers 202 with the job id at once."""
+    return Call("POST", f"{_JOBS}/consolidate", _job_id, json=_compact(scope))
+
+
+def forget(**fields: Any) -> Call[str]:
+    """POST a forget job for a scope (dry_run among the fields); 202 with the job id."""
+    return Call("POST", f"{_JOBS}/forget", _job_id, json=_compact(fields))
+
+
+def job(job_id: str) -> Call[Job]:
+    return Call("GET", _item_path(_JOBS, job_id), Job.model_validate)
 
 
 def health() -> Call[dict[str, Any]]:

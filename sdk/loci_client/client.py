@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _core
-from .models import DeleteResult, Memory, MemoryEvent, MemoryPage, SearchResponse
+from .models import DeleteResult, Job, Memory, MemoryEvent, MemoryPage, SearchResponse
 
 T = TypeVar("T")
 
@@ -233,6 +233,67 @@ class MemoryClient(_BaseClient):
             )
         )
 
+    def feedback(self, id: str, outcome: str, *, note: str | None = None) -> Memory:
+        """Record whether following a procedural memory worked ("success" or "failure").
+
+        The counts feed the procedure's utility, which ranking and forgetting use; any other memory
+        type raises ConflictError with code "not_a_procedure".
+        """
+        return self._send(_core.feedback(id, outcome=outcome, note=note))
+
+    def restore(self, id: str) -> Memory:
+        """Make an archived or soft-deleted memory active again; any other state raises ConflictError."""
+        return self._send(_core.restore(id))
+
+    def delete_scope(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
+    ) -> int:
+        """Hard-delete every memory matching all the given ids and return how many went.
+
+        Not undoable. With no id at all the server refuses (ValidationError) rather than wipe the tenant.
+        """
+        return self._send(_core.delete_scope(user_id=user_id, agent_id=agent_id, session_id=session_id))
+
+    def delete_user(self, user_id: str) -> int:
+        """Hard-delete everything of one user and return how many memories went.
+
+        Their index keys, links and events go with the memories, and the user's jobs too. Not undoable.
+        """
+        return self._send(_core.delete_user(user_id))
+
+    def consolidate(self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None) -> str:
+        """Start turning the scope's new episodes into facts, keys and summaries; returns the job id.
+
+        The work runs in the background on the server; pass the id to `wait_for_job` or `job`.
+        """
+        return self._send(_core.consolidate(user_id=user_id, agent_id=agent_id, session_id=session_id))
+
+    def forget(
+        self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None, dry_run: bool = False
+    ) -> str:
+        """Start archiving the scope's expired, faded or surplus memories; returns the job id.
+
+        With dry_run=True the job only counts what it would archive, so the effect can be checked first.
+        """
+        return self._send(_core.forget(user_id=user_id, agent_id=agent_id, session_id=session_id, dry_run=dry_run))
+
+    def job(self, job_id: str) -> Job:
+        """The current state of a lifecycle job; raises NotFoundError for an unknown id."""
+        return self._send(_core.job(job_id))
+
+    def wait_for_job(self, job_id: str, *, timeout: float = 300.0, poll: float = 0.25) -> Job:
+        """Poll a job every `poll` seconds until it succeeded, and return it.
+
+        Raises JobFailed (its `job` holds the final state) if it failed, and TimeoutError if it is
+        still unfinished after `timeout` seconds; the job itself keeps running on the server.
+        """
+        wait = _core.JobWait(job_id, timeout, poll)
+        while True:
+            job = self.job(job_id)
+            if wait.finished(job):
+                return job
+            time.sleep(wait.pause(job))
+
     def health(self) -> dict[str, Any]:
         """Liveness: `{"status": "ok"}` while the process serves requests."""
         return self._send(_core.health())
@@ -435,6 +496,69 @@ class AsyncMemoryClient(_BaseClient):
                 include_superseded=include_superseded,
             )
         )
+
+    async def feedback(self, id: str, outcome: str, *, note: str | None = None) -> Memory:
+        """Record whether following a procedural memory worked ("success" or "failure").
+
+        The counts feed the procedure's utility, which ranking and forgetting use; any other memory
+        type raises ConflictError with code "not_a_procedure".
+        """
+        return await self._send(_core.feedback(id, outcome=outcome, note=note))
+
+    async def restore(self, id: str) -> Memory:
+        """Make an archived or soft-deleted memory active again; any other state raises ConflictError."""
+        return await self._send(_core.restore(id))
+
+    async def delete_scope(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
+    ) -> int:
+        """Hard-delete every memory matching all the given ids and return how many went.
+
+        Not undoable. With no id at all the server refuses (ValidationError) rather than wipe the tenant.
+        """
+        return await self._send(_core.delete_scope(user_id=user_id, agent_id=agent_id, session_id=session_id))
+
+    async def delete_user(self, user_id: str) -> int:
+        """Hard-delete everything of one user and return how many memories went.
+
+        Their index keys, links and events go with the memories, and the user's jobs too. Not undoable.
+        """
+        return await self._send(_core.delete_user(user_id))
+
+    async def consolidate(self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None) -> str:
+        """Start turning the scope's new episodes into facts, keys and summaries; returns the job id.
+
+        The work runs in the background on the server; pass the id to `wait_for_job` or `job`.
+        """
+        return await self._send(_core.consolidate(user_id=user_id, agent_id=agent_id, session_id=session_id))
+
+    async def forget(
+        self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None, dry_run: bool = False
+    ) -> str:
+        """Start archiving the scope's expired, faded or surplus memories; returns the job id.
+
+        With dry_run=True the job only counts what it would archive, so the effect can be checked first.
+        """
+        return await self._send(
+            _core.forget(user_id=user_id, agent_id=agent_id, session_id=session_id, dry_run=dry_run)
+        )
+
+    async def job(self, job_id: str) -> Job:
+        """The current state of a lifecycle job; raises NotFoundError for an unknown id."""
+        return await self._send(_core.job(job_id))
+
+    async def wait_for_job(self, job_id: str, *, timeout: float = 300.0, poll: float = 0.25) -> Job:
+        """Poll a job every `poll` seconds until it succeeded, and return it.
+
+        Raises JobFailed (its `job` holds the final state) if it failed, and TimeoutError if it is
+        still unfinished after `timeout` seconds; the job itself keeps running on the server.
+        """
+        wait = _core.JobWait(job_id, timeout, poll)
+        while True:
+            job = await self.job(job_id)
+            if wait.finished(job):
+                return job
+            await asyncio.sleep(wait.pause(job))
 
     async def health(self) -> dict[str, Any]:
         """Liveness: `{"status": "ok"}` while the process serves requests."""

@@ -3,12 +3,15 @@
 Callers catch by class for the common cases (a missing memory, a bad key, too much content) and can
 still branch on the server's machine-readable `code`, which stays stable when messages change.
 Everything the SDK raises for a failed call derives from LociError, so one `except LociError`
-covers HTTP errors and transport failures alike.
+covers HTTP errors, transport failures and failed jobs alike. The one exception is the built-in
+TimeoutError of `wait_for_job`: nothing failed there, the job may still finish, so it is not a LociError.
 """
 
 from typing import Any
 
 import httpx
+
+from .models import Job
 
 
 class LociError(Exception):
@@ -42,8 +45,20 @@ class AuthenticationError(LociError):
     """401: the API key is missing, malformed or unknown."""
 
 
+class PermissionDeniedError(LociError):
+    """403: the key is valid but lacks the permission the route needs (read, write or admin)."""
+
+
 class NotFoundError(LociError):
-    """404: no such memory for this tenant (ids of other tenants look the same, on purpose)."""
+    """404: no such memory or job for this tenant (ids of other tenants look the same, on purpose)."""
+
+
+class ConflictError(LociError):
+    """409: the memory's state forbids the change; `code` says which state.
+
+    `memory_deleted` (changing a soft-deleted memory), `memory_inactive`, `not_a_procedure`
+    (feedback on another type), `not_restorable` (restoring a memory that is not archived or deleted).
+    """
 
 
 class PayloadTooLargeError(LociError):
@@ -66,9 +81,26 @@ class ConnectionFailed(LociError):
     """No HTTP answer: the connection could not be made (after retries) or broke mid-request."""
 
 
+class JobFailed(LociError):
+    """A lifecycle job the client waited for ended as failed; `job` holds its final state.
+
+    Every HTTP call succeeded, so `status_code` is None; the server's reason is in `job.error`.
+    """
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(
+            f"{job.kind} job {job.job_id} failed: {job.error or 'no reason given'}",
+            code="job_failed",
+            details=job.error,
+        )
+        self.job = job
+
+
 _BY_STATUS: dict[int, type[LociError]] = {
     401: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
     413: PayloadTooLargeError,
     422: ValidationError,
     429: RateLimitError,

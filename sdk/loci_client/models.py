@@ -2,7 +2,7 @@
 
 Every response model allows extra fields: a newer server may add fields, and an older client must
 keep working (the extras stay readable as attributes and in `model_dump()`). String-valued
-enumerations (`type`, `status`, `source`, `op`, `deleted`) are plain `str` for the same reason: a
+enumerations (`type`, `status`, `source`, `op`, `deleted`, `kind`) are plain `str` for the same reason: a
 server that learns a new memory type must not make older clients fail to parse it.
 """
 
@@ -102,3 +102,35 @@ class Created(_Response):
     """Ids of newly stored memories, in input order (the body of every 201)."""
 
     ids: list[str]
+
+
+class JobCreated(_Response):
+    """Id of a lifecycle job the server accepted (the body of every 202)."""
+
+    job_id: str
+
+
+class Job(_Response):
+    """State of a lifecycle job: `status` moves from "queued" and "running" to "succeeded" or "failed".
+
+    A failed attempt the server will retry goes back to "queued" with `error` set, so only
+    "succeeded" and "failed" are final. `counts` are what the job did (or, for a dry run, would do):
+    consolidate reports episodes, facts, keys, summaries, links, procedures_merged; forget reports
+    examined, archived, expired, decayed, useless_procedure, over_capacity.
+    """
+
+    job_id: str
+    kind: str
+    status: str
+    scope: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = False
+    counts: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class DeletedCount(_Response):
+    """How many memories a scope or user delete removed for good."""
+
+    deleted: int

@@ -23,7 +23,7 @@ class RecordingClient:
         first = sum(len(c["messages"]) for c in self.calls) - len(messages)
         return [f"m{first + i}" for i in range(len(messages))]
 
-    def search(self, query: str, *, user_id: str, k: int) -> Any:
+    def search(self, query: str, *, user_id: str, k: int, types: list[str] | None = None) -> Any:
         self.searched_user = user_id
         return SimpleNamespace(results=[SimpleNamespace(id=i) for i in self.search_ids[:k]])
 
@@ -31,7 +31,7 @@ class RecordingClient:
 def test_one_request_per_session_with_speaker_date_and_caption(locomo_mini: Path) -> None:
     conversation = load_locomo(locomo_mini, "all").episodes[0]
     client = RecordingClient()
-    LociSystem(client).index(conversation.units)
+    LociSystem(client, consolidate=False).index(conversation.units)
     assert [c["session_id"] for c in client.calls] == ["session_1", "session_2"]
     assert len({c["user_id"] for c in client.calls}) == 1
     image = client.calls[0]["messages"][2]
@@ -45,7 +45,7 @@ def test_one_request_per_session_with_speaker_date_and_caption(locomo_mini: Path
 
 def test_results_map_back_to_turns_and_foreign_memories_keep_their_rank() -> None:
     client = RecordingClient()
-    system = LociSystem(client, batch_size=2)
+    system = LociSystem(client, consolidate=False, batch_size=2)
     system.index([Unit(f"D1:{i}", "session_1", f"turn {i}") for i in range(1, 4)] + [Unit("D2:1", "session_2", "x")])
     assert [len(c["messages"]) for c in client.calls] == [2, 1, 1]  # batches never straddle sessions
     client.search_ids = ["m3", "summary-9", "m0"]

