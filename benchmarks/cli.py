@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|profile|all`: each prints one JSON object, or markdown with --md.
 
 Every command starts its own throwaway service (temporary embedded database, live uvicorn on
 loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
@@ -84,6 +84,18 @@ def memory_command(
 ) -> None:
     """Service RSS and Postgres PSS per 100k memories."""
     _emit("memory", _memory(memories), md)
+
+
+@bench_app.command("profile")
+def profile_command(
+    memories: Annotated[int, typer.Option(help="Memories in the searched scope.")] = 10_000,
+    queries: Annotated[int, typer.Option(help="Measured searches.")] = 300,
+    md: Md = False,
+) -> None:
+    """Per-step time of POST /v1/search: query embedding, each SQL step, the unattributed rest."""
+    from benchmarks import profile
+
+    _emit("profile", profile.run(memories, queries), md)
 
 
 @bench_app.command("all")

@@ -8,11 +8,10 @@ recall@10 compares each mode's final results with exact's.
 import time
 
 import httpx
-from sqlalchemy import text
 
 from app.local_server import throwaway_runtime
 from app.runtime import Runtime
-from benchmarks.common import SERVICE, USER, client_for, dense_mode, grow_to, latency_summary
+from benchmarks.common import SERVICE, USER, analyze, client_for, dense_mode, grow_to, latency_summary
 from benchmarks.corpus import distinct_queries
 
 MODES = ("exact", "pgvector", "faiss")
@@ -32,12 +31,6 @@ def _timed_searches(client: httpx.Client, questions: list[str], k: int) -> tuple
 def _recall(results: list[list[str]], exact: list[list[str]]) -> float:
     scores = [len(set(r) & set(e)) / max(1, len(e)) for r, e in zip(results, exact, strict=True)]
     return round(sum(scores) / len(scores), 4)
-
-
-def _analyze(runtime: Runtime) -> None:
-    """Fresh planner statistics after a bulk load, as autovacuum would give within a minute."""
-    with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("ANALYZE memories"))
 
 
 def measure_scope(
@@ -70,6 +63,6 @@ def run(sizes: list[int], n_queries: int, k: int = 10) -> list[dict[str, float |
         for size in sorted(sizes):
             grow_to(client, size, current)
             current = size
-            _analyze(runtime)
+            analyze(runtime)
             rows += measure_scope(client, runtime, size, n_queries, k)
     return rows

@@ -426,3 +426,14 @@ def test_async_consolidate_and_wait_for_job(live_server) -> None:  # type: ignor
     job = asyncio.run(scenario())
     assert (job.kind, job.status, job.scope) == ("consolidate", "succeeded", {"user_id": "ann", "session_id": "chat-1"})
     assert job.counts["facts"] >= 1
+
+
+def test_stats_counts_memories_and_pending_embeddings(memory: MemoryClient) -> None:
+    memory.add_many([{"content": f"note {i}", "user_id": "stats-user"} for i in range(3)])
+    memory.add("elsewhere", user_id="someone-else")
+    deadline = time.monotonic() + 60
+    while (stats := memory.stats(user_id="stats-user")).pending_embeddings:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert stats.memories == 3
+    assert memory.stats().memories == 4

@@ -6,6 +6,7 @@ input order) are mapped back to unit ids; a result that is not one of those turn
 derived by consolidation, say) keeps its rank as `memory:<id>` and never matches gold.
 """
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ class MemoryAPI(Protocol):
     def consolidate(self, *, user_id: str) -> str: ...
 
     def wait_for_job(self, job_id: str) -> Any: ...
+
+    def stats(self, *, user_id: str | None = None) -> Any: ...
 
 
 def to_message(unit: Unit) -> dict[str, Any]:
@@ -64,10 +67,19 @@ class LociSystem:
                 raise RuntimeError(f"sent {len(chunk)} messages but the service returned {len(ids)} ids")
             self._unit_of.update(zip(ids, (u.id for u in chunk), strict=True))
             start = end
+        self._wait_until_embedded()
         if self._consolidate:
             # The background work the service does on idle sessions, asked for and awaited so every
             # question sees the consolidated scope.
             self._client.wait_for_job(self._client.consolidate(user_id=self._user_id))
+
+    def _wait_until_embedded(self, timeout: float = 600.0) -> None:
+        """Large batches are embedded in the background; dense search and consolidation need them done."""
+        deadline = time.monotonic() + timeout
+        while self._client.stats(user_id=self._user_id).pending_embeddings:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"embeddings still pending after {timeout:.0f} s")
+            time.sleep(0.2)
 
     def search(self, query: str, k: int) -> list[str]:
         # Gold evidence is turns, so the turns are what is ranked: derived memories (facts, summaries)

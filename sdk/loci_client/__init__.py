@@ -21,7 +21,18 @@ from .errors import (
     ServerError,
     ValidationError,
 )
-from .models import DeleteResult, History, Job, Memory, MemoryEvent, MemoryPage, Scores, SearchResponse, SearchResult
+from .models import (
+    DeleteResult,
+    History,
+    Job,
+    Memory,
+    MemoryEvent,
+    MemoryPage,
+    Scores,
+    SearchResponse,
+    SearchResult,
+    Stats,
+)
 
 __all__ = [
     "AsyncMemoryClient",
@@ -44,6 +55,7 @@ __all__ = [
     "Scores",
     "SearchResponse",
     "SearchResult",
+    "Stats",
     "ServerError",
     "ValidationError",
     "__version__",

@@ -31,6 +31,7 @@ from .models import (
     MemoryEvent,
     MemoryPage,
     SearchResponse,
+    Stats,
 )
 
 T = TypeVar("T")
@@ -264,6 +265,10 @@ def forget(**fields: Any) -> Call[str]:
 
 def job(job_id: str) -> Call[Job]:
     return Call("GET", _item_path(_JOBS, job_id), Job.model_validate)
+
+
+def stats(user_id: str | None) -> Call[Stats]:
+    return Call("GET", "/v1/stats", Stats.model_validate, params=_compact({"user_id": user_id}))
 
 
 def health() -> Call[dict[str, Any]]:

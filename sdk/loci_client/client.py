@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _core
-from .models import DeleteResult, Job, Memory, MemoryEvent, MemoryPage, SearchResponse
+from .models import DeleteResult, Job, Memory, MemoryEvent, MemoryPage, SearchResponse, Stats
 
 T = TypeVar("T")
 
@@ -280,6 +280,10 @@ class MemoryClient(_BaseClient):
     def job(self, job_id: str) -> Job:
         """The current state of a lifecycle job; raises NotFoundError for an unknown id."""
         return self._send(_core.job(job_id))
+
+    def stats(self, *, user_id: str | None = None) -> Stats:
+        """Memory count and embeddings still pending (large batches are embedded in the background)."""
+        return self._send(_core.stats(user_id))
 
     def wait_for_job(self, job_id: str, *, timeout: float = 300.0, poll: float = 0.25) -> Job:
         """Poll a job every `poll` seconds until it succeeded, and return it.
@@ -546,6 +550,10 @@ class AsyncMemoryClient(_BaseClient):
     async def job(self, job_id: str) -> Job:
         """The current state of a lifecycle job; raises NotFoundError for an unknown id."""
         return await self._send(_core.job(job_id))
+
+    async def stats(self, *, user_id: str | None = None) -> Stats:
+        """Memory count and embeddings still pending (large batches are embedded in the background)."""
+        return await self._send(_core.stats(user_id))
 
     async def wait_for_job(self, job_id: str, *, timeout: float = 300.0, poll: float = 0.25) -> Job:
         """Poll a job every `poll` seconds until it succeeded, and return it.

@@ -134,3 +134,10 @@ class DeletedCount(_Response):
     """How many memories a scope or user delete removed for good."""
 
     deleted: int
+
+
+class Stats(_Response):
+    """Counts for a tenant (or one user): `pending_embeddings` reaches 0 once deferred writes are searchable densely."""
+
+    memories: int
+    pending_embeddings: int

@@ -23,6 +23,9 @@ class RecordingClient:
         first = sum(len(c["messages"]) for c in self.calls) - len(messages)
         return [f"m{first + i}" for i in range(len(messages))]
 
+    def stats(self, *, user_id: str | None = None) -> Any:
+        return SimpleNamespace(memories=sum(len(c["messages"]) for c in self.calls), pending_embeddings=0)
+
     def search(self, query: str, *, user_id: str, k: int, types: list[str] | None = None) -> Any:
         self.searched_user = user_id
         return SimpleNamespace(results=[SimpleNamespace(id=i) for i in self.search_ids[:k]])

@@ -1,0 +1,96 @@
+"""Where the time of POST /v1/search goes: query embedding, each SQL statement, and the rest.
+
+SQL time comes from the engine's cursor events (per statement, grouped by what it does); query
+embedding from a timing wrapper around the runtime's query-embedding cache; "unattributed" is the
+HTTP time not spent in either (framework, thread-pool hops, JSON, commit, the client).
+"""
+
+import statistics
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import event
+
+from app.local_server import throwaway_runtime
+from app.query_cache import QueryEmbeddings
+from benchmarks.common import SERVICE, USER, analyze, client_for, grow_to
+from benchmarks.corpus import distinct_queries
+
+# First match wins: (substring of the statement, step name).
+STEPS = (
+    ("FROM api_keys", "api key lookup"),
+    ("set_config('role'", "tenant wall"),
+    ("hnsw.ef_search", "hnsw settings"),
+    ("memory_keys", "index-key candidates"),
+    ("pre AS MATERIALIZED", "lexical candidates"),
+    ("embedding <=>", "dense candidates"),
+    ("synchronous_commit", "access tracking"),
+    ("SET access_count", "access tracking"),
+    ("SELECT memories.id", "load hits"),
+)
+
+
+def _step(statement: str) -> str:
+    return next((name for needle, name in STEPS if needle in statement), "other sql")
+
+
+class _TimedQueries:
+    """Stands in for runtime.queries and records how long each query embedding took."""
+
+    def __init__(self, inner: QueryEmbeddings, record: Any) -> None:
+        self._inner, self._record = inner, record
+
+    def embed(self, query: str) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return self._inner.embed(query)
+        finally:
+            self._record("query embedding", time.perf_counter() - started)
+
+
+def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
+    per_request: dict[str, float] = defaultdict(float)
+    samples: dict[str, list[float]] = defaultdict(list)
+
+    def record(step: str, seconds: float) -> None:
+        per_request[step] += seconds * 1000
+
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["loci_profile_started"] = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        started = conn.info.pop("loci_profile_started", None)
+        if started is not None:
+            record(_step(statement), time.perf_counter() - started)
+
+    with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
+        grow_to(client, memories, 0)
+        analyze(runtime)
+        runtime.queries = _TimedQueries(runtime.queries, record)  # type: ignore[assignment]
+        event.listen(runtime.engine, "before_cursor_execute", before)
+        event.listen(runtime.engine, "after_cursor_execute", after)
+        questions = distinct_queries(n_queries + 20, seed=memories)
+        for i, question in enumerate(questions):
+            per_request.clear()
+            started = time.perf_counter()
+            client.post("/v1/search", json={"query": question, "user_id": USER, "k": 10}).raise_for_status()
+            total = (time.perf_counter() - started) * 1000
+            if i < 20:  # warm-up
+                continue
+            for step, ms in per_request.items():
+                samples[step].append(ms)
+            samples["unattributed"].append(total - sum(per_request.values()))
+            samples["HTTP total"].append(total)
+    return [
+        {
+            "memories": memories,
+            "step": step,
+            "in_searches": len(values),
+            "p50_ms": round(statistics.median(values), 2),
+            "p95_ms": round(float(np.percentile(values, 95)), 2),
+            "mean_ms": round(statistics.fmean(values), 2),
+        }
+        for step, values in samples.items()
+    ]

@@ -1,0 +1,38 @@
+"""The benchmark plumbing that needs no running service: CLI mount, statistics, output formats."""
+
+import json
+
+from typer.testing import CliRunner
+
+from app.cli import _mount_optional, cli
+from benchmarks.cli import _emit, _table
+from benchmarks.common import latency_summary, percentile
+from benchmarks.corpus import distinct_queries
+from benchmarks.search import _recall
+
+
+def test_bench_is_mounted_with_every_benchmark() -> None:
+    _mount_optional()
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "search", "concurrency", "memory", "all"):
+        assert command in result.output
+
+
+def test_percentiles_and_recall() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 51.0 and percentile(values, 0.95) == 95.0 and percentile(values, 1.0) == 100.0
+    assert latency_summary(values) == {"p50_ms": 51.0, "p95_ms": 95.0, "p99_ms": 99.0}
+    assert _recall([["a", "b"], ["c", "x"]], [["b", "a"], ["c", "d"]]) == 0.75
+
+
+def test_distinct_queries_never_repeat() -> None:
+    queries = distinct_queries(1000)
+    assert len(set(queries)) == 1000 and queries == distinct_queries(1000)
+
+
+def test_output_is_one_json_object_or_a_markdown_table(capsys) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"mode": "faiss", "p95_ms": 9.5}, {"mode": "pgvector", "p95_ms": 12.0}]
+    _emit("search", rows, md=False)
+    assert json.loads(capsys.readouterr().out) == {"search": rows}
+    assert _table(rows).splitlines() == ["| mode | p95_ms |", "|---|---|", "| faiss | 9.5 |", "| pgvector | 12.0 |"]
