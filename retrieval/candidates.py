@@ -13,6 +13,10 @@ from retrieval.query import SearchQuery
 LEXICAL_PREFETCH = 4
 
 
+ANY_TERM_QUERY = "CAST(replace(CAST(plainto_tsquery('english', :qtext) AS text), '&', '|') AS tsquery)"
+"""The query's stemmed terms OR-ed: a question rarely shares every word with its answer."""
+
+
 def _vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
 
@@ -53,7 +57,7 @@ def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tup
         text(
             f"""
             WITH q AS (
-                SELECT CAST(replace(CAST(plainto_tsquery('english', :qtext) AS text), '&', '|') AS tsquery) AS tsq
+                SELECT {ANY_TERM_QUERY} AS tsq
             ),
             dense AS MATERIALIZED (
                 SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
@@ -94,7 +98,7 @@ def lexical_candidates(session: Session, query: SearchQuery, limit: int) -> list
         text(
             f"""
             WITH q AS (
-                SELECT CAST(replace(CAST(plainto_tsquery('english', :qtext) AS text), '&', '|') AS tsquery) AS tsq
+                SELECT {ANY_TERM_QUERY} AS tsq
             ),
             pre AS MATERIALIZED (
                 SELECT m.id, m.seq, m.content_tsv
