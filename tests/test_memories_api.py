@@ -161,6 +161,7 @@ def test_patch_reembeds_and_records_history(client: TestClient) -> None:
     assert after["results"][0]["scores"]["dense"] > (before["results"][0]["scores"]["dense"] or 0) + 0.2
     events = client.get(f"/v1/memories/{memory_id}/history").json()["events"]
     assert [e["op"] for e in events] == ["create", "update"]
+    assert events[0]["after"]["status"] == "active" and events[0]["after"]["version"] == 1
     assert events[1]["before"]["content"] == "I like green tea"
     assert events[1]["after"]["content"] == "My favourite programming language is Rust"
 

@@ -58,6 +58,8 @@ def _row(
         "trust": default_trust(item.source),
         "flags": poisoning_flags(item.content),
         "embedding_model": model_name,
+        "status": "active",
+        "version": 1,
         "idempotency_key": item.idempotency_key,
     }
 
