@@ -114,9 +114,10 @@ def locomo(
                 "(pass --llm-url and --llm-model, or set LOCI_LLM_BASE_URL and LOCI_LLM_MODEL)."
             )
         else:
-            scores, qa_rows = answer_locomo(config, dataset.episodes, run, qa_top_n, overall)
+            scores, judged, qa_rows = answer_locomo(config, dataset.episodes, run, qa_top_n, overall)
             for name, score in scores.items():
                 summary["systems"][name]["qa_f1"] = score
+                summary["systems"][name]["qa_judge"] = judged[name]
             with (out / "qa.jsonl").open("w") as f:
                 f.writelines(json.dumps(row) + "\n" for row in qa_rows)
     write_results(out, summary, rows)

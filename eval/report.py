@@ -63,7 +63,7 @@ def locomo_report(summary: Mapping[str, Any], out: Path, latencies: Mapping[str,
         f"## Overall (categories {overall})",
         "",
     ]
-    metrics = [m for m in next(iter(systems.values()), {}) if m not in ("latency_ms", "qa_f1")]
+    metrics = [m for m in next(iter(systems.values()), {}) if m not in ("latency_ms", "qa_f1", "qa_judge")]
     rows: list[list[Any]] = [
         [m] + [s[m] if m.startswith("tokens@") else s[m]["overall"] for s in systems.values()] for m in metrics
     ]
@@ -82,14 +82,15 @@ def locomo_report(summary: Mapping[str, Any], out: Path, latencies: Mapping[str,
                 for c, label in category_label.items()
             ],
         )
-    qa = {n: s["qa_f1"] for n, s in systems.items() if "qa_f1" in s}
-    if qa:
-        lines += ["", f"## QA F1 (LoCoMo scoring; overall = categories {overall})", ""]
-        lines += table(
-            ["category", *qa],
-            [["overall"] + [v["overall"] for v in qa.values()]]
-            + [[label] + [v["by_category"].get(c) for v in qa.values()] for c, label in category_label.items()],
-        )
+    for key, title in (("qa_f1", "QA F1 (LoCoMo scoring)"), ("qa_judge", "QA LLM-judge accuracy (J)")):
+        qa = {n: s[key] for n, s in systems.items() if key in s}
+        if qa:
+            lines += ["", f"## {title}; overall = categories {overall}", ""]
+            lines += table(
+                ["category", *qa],
+                [["overall"] + [v["overall"] for v in qa.values()]]
+                + [[label] + [v["by_category"].get(c) for v in qa.values()] for c, label in category_label.items()],
+            )
     lines += skipped_lines(summary)
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
