@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|profile|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|profile|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command starts its own throwaway service (temporary embedded database, live uvicorn on
 loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
@@ -96,6 +96,18 @@ def profile_command(
     from benchmarks import profile
 
     _emit("profile", profile.run(memories, queries), md)
+
+
+@bench_app.command("load")
+def load_command(
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 64,
+    seconds: Annotated[float, typer.Option(help="Duration of the load.")] = 60.0,
+    md: Md = False,
+) -> None:
+    """Mixed writes (~30 %) and searches for a fixed time, then every acknowledged write read back."""
+    from benchmarks import load
+
+    _emit("load", load.run(clients, seconds), md)
 
 
 @bench_app.command("all")

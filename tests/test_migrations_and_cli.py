@@ -41,6 +41,9 @@ def test_migrations_from_empty_create_the_schema(runtime: Runtime) -> None:
         )
     assert "hnsw" in indexes["memories_embedding_idx"] and "vector_cosine_ops" in indexes["memories_embedding_idx"]
     assert "gin" in indexes["memories_tsv_idx"]
+    with engine.connect() as conn:
+        options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'memories'")).scalar()
+    assert "fillfactor=85" in options  # room for HOT access-count updates
     engine.dispose()
 
 

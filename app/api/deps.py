@@ -15,7 +15,8 @@ from app.runtime import Runtime
 from app.services.tenants import Principal, authenticate
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """async: no I/O here, and a sync dependency would cost a thread-pool hop on every request."""
     return request.app.state.runtime
 
 
@@ -44,7 +45,7 @@ def _check_rate(limiter: RateLimiter, principal: Principal) -> None:
 
 
 def require(permission: str):  # type: ignore[no-untyped-def]
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if permission not in principal.permissions:
             raise ApiError(403, f"this key lacks the '{permission}' permission")
         return principal
