@@ -7,18 +7,23 @@ import dataclasses
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from app.local_server import serve_in_thread  # noqa: E402
+from app.jobs.embedding_worker import EmbeddingWorker  # noqa: E402
+from app.local_server import free_port, serve_in_thread  # noqa: E402
 from app.logs import JsonFormatter  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime import Runtime, build_runtime  # noqa: E402
@@ -76,6 +81,23 @@ def new_key(runtime: Runtime):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
+def paused_worker(runtime: Runtime) -> Iterator[None]:
+    """No in-process worker during the test (so pending rows stay pending until the test embeds them)."""
+    worker = runtime.embedding_worker
+    assert worker is not None
+    worker.close()
+    runtime.embedding_worker = None
+    try:
+        yield
+    finally:
+        s = runtime.settings
+        runtime.embedding_worker = EmbeddingWorker(
+            runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds
+        )
+        runtime.embedding_worker.start()
+
+
+@pytest.fixture()
 def api_key(new_key) -> str:  # type: ignore[no-untyped-def]
     return new_key()
 
@@ -116,3 +138,88 @@ def live_url(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def live_server(live_url: str, api_key: str) -> LiveServer:
     return LiveServer(url=live_url, api_key=api_key)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ServiceProcess:
+    """A `python -m app.cli serve` subprocess. Its output goes to a file, never to a pipe: nobody
+    drains a pipe while the test runs, and once its 64 KiB fill up (a database outage logs a warning
+    per request) the service's next log write blocks its event loop and the whole service hangs."""
+
+    url: str
+    env: dict[str, str]
+    process: "subprocess.Popen[bytes]"
+    log_path: Path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it is still running 30 s later."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+@dataclass
+class ServiceLauncher:
+    """Starts `loci serve` subprocesses on their own LOCI_HOME and stops any left running."""
+
+    logs: Path
+    started: list[ServiceProcess] = field(default_factory=list)
+    homes: list[Path] = field(default_factory=list)
+
+    def home(self) -> Path:
+        """A fresh LOCI_HOME outside pytest's temporary root: every pytest session started meanwhile
+        (other test runs on the machine) resets that root to mode 0700, and then the embedded
+        server's own user can no longer reach its data directory to stop it."""
+        home = Path(tempfile.mkdtemp(prefix="loci-service-"))
+        self.homes.append(home)
+        return home
+
+    def env(self, home: Path, **settings: str) -> dict[str, str]:
+        """The environment for `loci` commands on `home`: a fresh port, offline, with none of the
+        caller's database or key settings (the embedded server writes its own key to home/api-key)."""
+        env = {**os.environ, "LOCI_HOME": str(home), "LOCI_PORT": str(free_port()), "HF_HUB_OFFLINE": "1"}
+        env.pop("LOCI_DATABASE_URL", None)
+        env.pop("LOCI_BOOTSTRAP_API_KEY", None)
+        return {**env, **settings}
+
+    def start(self, env: dict[str, str], ready_within_s: float = 120) -> ServiceProcess:
+        """Start the service and wait until /readyz answers 200; fails with the service's log if it
+        exits or is not ready in time."""
+        log_path = self.logs / f"serve-{len(self.started)}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve"], env=env, cwd=REPO, stdout=log_file, stderr=log_file
+            )
+        service = ServiceProcess(f"http://127.0.0.1:{env['LOCI_PORT']}", env, process, log_path)
+        self.started.append(service)
+        deadline = time.monotonic() + ready_within_s
+        while True:
+            try:
+                if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
+                    return service
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, f"the service exited: {service.log_tail()}"
+            assert time.monotonic() < deadline, f"the service was not ready in {ready_within_s} s: {service.log_tail()}"
+            time.sleep(0.5)
+
+
+@pytest.fixture()
+def service_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceLauncher]:
+    """Factory: real `loci serve` processes (fault and CLI tests); those still running at the end are stopped."""
+    launcher = ServiceLauncher(tmp_path_factory.mktemp("service-logs"))
+    yield launcher
+    for service in launcher.started:
+        if service.process.poll() is None:
+            service.stop()
+    for home in launcher.homes:
+        shutil.rmtree(home, ignore_errors=True)

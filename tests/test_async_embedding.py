@@ -1,32 +1,13 @@
 """Large write batches return before embedding; the embedding worker catches up; nothing is lost."""
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app.jobs.embedding_worker import EmbeddingWorker, embed_pending
+from app.jobs.embedding_worker import embed_pending
 from app.runtime import Runtime
 from benchmarks.corpus import conversation_texts
-
-
-@pytest.fixture()
-def paused_worker(runtime: Runtime) -> Iterator[None]:
-    """No in-process worker during the test (so pending rows stay pending until the test embeds them)."""
-    worker = runtime.embedding_worker
-    assert worker is not None
-    worker.close()
-    runtime.embedding_worker = None
-    try:
-        yield
-    finally:
-        s = runtime.settings
-        runtime.embedding_worker = EmbeddingWorker(
-            runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds
-        )
-        runtime.embedding_worker.start()
 
 
 def _batch(count: int, user_id: str = "u") -> list[dict[str, str]]:

@@ -218,6 +218,22 @@ def test_job_validation_and_isolation(client: TestClient, app, new_key) -> None:
     assert client.delete("/v1/memories").status_code == 422
 
 
+def test_job_paths_with_the_wrong_method_are_405_naming_post_and_bad_ids_are_404(client: TestClient) -> None:
+    for kind in ("consolidate", "forget"):
+        for method in ("GET", "DELETE"):
+            response = client.request(method, f"/v1/jobs/{kind}")
+            assert response.status_code == 405, (method, kind, response.text)
+            assert response.json()["error"]["code"] == "method_not_allowed"
+            assert response.headers["Allow"] == "POST"
+    job_id = client.post("/v1/jobs/forget", json={"user_id": "u1", "dry_run": True}).json()["job_id"]
+    assert client.get(f"/v1/jobs/{job_id.upper()}").json()["job_id"] == job_id
+    response = client.request("PUT", f"/v1/jobs/{job_id}")
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    for bad in ("not-a-job", "1234"):
+        response = client.get(f"/v1/jobs/{bad}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", response.text
+
+
 TABLES = {
     "memories": "SELECT count(*) FROM memories WHERE tenant_id = :t AND user_id = :u",
     "memory_keys": "SELECT count(*) FROM memory_keys WHERE memory_id = ANY(CAST(:ids AS uuid[]))",

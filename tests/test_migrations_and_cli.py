@@ -1,6 +1,5 @@
 """Schema ownership by Alembic, the start-up schema check, and the CLI against a shared embedded server."""
 
-import os
 import subprocess
 import sys
 import time
@@ -12,11 +11,9 @@ from sqlalchemy import create_engine, inspect, text
 
 from app.db import migrate
 from app.db.migrate import SchemaBehindError
-from app.local_server import free_port
 from app.runtime import Runtime, open_database
 from app.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, ServiceLauncher
 
 
 def _fresh_database(runtime: Runtime, name: str) -> str:
@@ -64,29 +61,14 @@ def _loci(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.C
 
 
 @pytest.mark.timeout(300)
-def test_cli_commands_share_one_embedded_server(tmp_path_factory: pytest.TempPathFactory) -> None:
-    home = Path(str(tmp_path_factory.mktemp("clihome")))
-    port = free_port()
-    env = {**os.environ, "LOCI_HOME": str(home), "LOCI_PORT": str(port), "HF_HUB_OFFLINE": "1"}
-    env.pop("LOCI_DATABASE_URL", None)
-    env.pop("LOCI_BOOTSTRAP_API_KEY", None)
+def test_cli_commands_share_one_embedded_server(service_launcher: ServiceLauncher) -> None:
+    home = service_launcher.home()
+    env = service_launcher.env(home)
 
     assert _loci(env, "migrate").returncode == 0
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    server = service_launcher.start(env)
     try:
         key_file = home / "api-key"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.5)
         default_key = key_file.read_text().strip()
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
 
@@ -99,11 +81,9 @@ def test_cli_commands_share_one_embedded_server(tmp_path_factory: pytest.TempPat
         assert added.returncode == 0, added.stderr
         memory_id = added.stdout.strip()
 
-        got = httpx.get(f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {key}"})
+        got = httpx.get(f"{server.url}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {key}"})
         assert got.status_code == 200 and got.json()["content"] == "The launch is planned for Tuesday"
-        other = httpx.get(
-            f"http://127.0.0.1:{port}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {default_key}"}
-        )
+        other = httpx.get(f"{server.url}/v1/memories/{memory_id}", headers={"Authorization": f"Bearer {default_key}"})
         assert other.status_code == 404
 
         found = _loci(env, "search", "when is the launch", "--user-id", "cli-user", "--tenant", "acme")
@@ -113,8 +93,7 @@ def test_cli_commands_share_one_embedded_server(tmp_path_factory: pytest.TempPat
         missing = _loci(env, "search", "x", "--tenant", "no-such-tenant")
         assert missing.returncode == 2 and "loci tenant create" in missing.stderr
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     # The last process to leave stops the shared server, even though uvicorn exits by re-raising SIGTERM.
     deadline = time.monotonic() + 20
     while (home / "pgdata" / "postmaster.pid").exists():

