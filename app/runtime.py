@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.vector_changes import notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
 
+from retrieval.lexical_index import LexicalIndexes
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +37,7 @@ class Runtime:
     dense_index: FaissIndexes | None = None
     embedding_worker: EmbeddingWorker | None = None
 
+    lexical_index: LexicalIndexes | None = None
     def close(self) -> None:
         if self.embedding_worker is not None:
             self.embedding_worker.close()
@@ -96,13 +98,19 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
 
 
 def _start_performance_parts(runtime: Runtime) -> None:
-    """The FAISS dense index (when chosen) and the in-process embedding worker (when enabled)."""
+    """The in-process indexes (BM25 unless Postgres full text is chosen; FAISS when chosen) and the
+    in-process embedding worker (when enabled)."""
     s = runtime.settings
     if s.dense_backend == "faiss":
         runtime.dense_index = FaissIndexes(
             s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds
         )
         notify_vector_changes(runtime.engine, runtime.dense_index.changed)
+    if s.lexical_backend == "bm25":
+        runtime.lexical_index = LexicalIndexes(
+            s.context_window, s.lexical_max_docs, s.lexical_max_scopes, s.lexical_recheck_seconds
+        )
+        notify_vector_changes(runtime.engine, runtime.lexical_index.changed)
     if s.embedding_worker:
         runtime.embedding_worker = EmbeddingWorker(
             runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds

@@ -79,9 +79,28 @@ class Settings(BaseSettings):
     search_min_candidates: int = 50
     hnsw_ef_search: int = 100
     rrf_k: int = 60
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    key_weight: float = 1.0
+    lexical_backend: Literal["bm25", "postgres"] = Field(
+        default="bm25",
+        description="bm25: in-process BM25 per scope, fused with cosine by weighted z-scores; "
+        "postgres: full-text ts_rank_cd lists fused by reciprocal rank (docs/retrieval.md).",
+    )
+    dense_weight: float = Field(default=1.0, ge=0, description="Weight of the cosine of the memory's own text.")
+    lexical_weight: float = Field(default=0.25, ge=0, description="Weight of the lexical match of the memory's text.")
+    context_weight: float = Field(
+        default=1.0, ge=0, description="Weight of BM25 over the memory with its neighbouring turns (bm25 backend)."
+    )
+    speaker_weight: float = Field(
+        default=0.5, ge=0, description="Weight of the question naming the memory's speaker (bm25 backend)."
+    )
+    key_weight: float = Field(default=0.2, ge=0, description="Weight of matches on consolidation keys.")
+    context_window: int = Field(default=2, ge=0, le=10, description="Neighbouring turns each side in the context view.")
+    lexical_max_docs: int = Field(
+        default=200_000, ge=1, description="Larger scopes are not held in process; they use Postgres full text."
+    )
+    lexical_max_scopes: int = Field(default=64, ge=1, description="BM25 scope indexes kept in memory.")
+    lexical_recheck_seconds: float = Field(
+        default=2.0, ge=0, description="Staleness bound of BM25 indexes for writes made by other processes."
+    )
     dense_backend: Literal["pgvector", "faiss"] = Field(
         default="pgvector", description="Dense candidate generator: pgvector HNSW or an in-process FAISS index."
     )

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-_MARK = "loci_vectors_changed"
 _VECTOR_WRITE = re.compile(
     r"^\s*(?:INSERT\s+INTO\s+memories\b|DELETE\s+FROM\s+memories\b|UPDATE\s+memories\s+SET\b.*\bembedding\s*=)",
     re.IGNORECASE | re.DOTALL,
@@ -27,13 +26,14 @@ def is_vector_write(statement: str) -> bool:
 
 def notify_vector_changes(engine: Engine, on_change: Callable[[], None]) -> Callable[[], None]:
     """Call `on_change` after each transaction of `engine` that wrote memory vectors; returns the way to stop."""
+    marker = object()  # each listener marks and clears its own flag: several indexes may listen
 
     def mark(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         if is_vector_write(statement):
-            conn.info[_MARK] = True
+            conn.info[marker] = True
 
     def checkin(dbapi_connection: Any, record: Any) -> None:
-        if record is not None and record.info.pop(_MARK, False):
+        if record is not None and record.info.pop(marker, False):
             on_change()
 
     event.listen(engine, "after_cursor_execute", mark)

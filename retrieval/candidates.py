@@ -49,6 +49,24 @@ def dense_candidates(session: Session, query: SearchQuery, limit: int, ef_search
     return [(row.id, 1.0 - float(row.distance)) for row in rows]
 
 
+def filtered_cosines(session: Session, query: SearchQuery, ids: list[Any]) -> dict[Any, float | None]:
+    """The proposed ids that pass the query's full filter, with their cosine (None while embedding is pending)."""
+    if not ids:
+        return {}
+    where, params = memory_filter(query)
+    rows = session.execute(
+        text(
+            f"""
+            SELECT m.id, 1 - (m.embedding <=> CAST(:qvec AS vector)) AS cosine
+            FROM memories m
+            WHERE m.id = ANY(:ids) AND {where}
+            """
+        ),
+        {**params, "qvec": _vector_literal(query.embedding), "ids": ids},
+    ).all()
+    return {row.id: None if row.cosine is None else float(row.cosine) for row in rows}
+
+
 def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
     """Memories reached through their index keys (facts, keywords, summaries from consolidation),
     by dense and lexical match on the key text; (memory id, best key similarity or rank)."""
@@ -74,11 +92,12 @@ def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tup
                 LIMIT :limit
             ),
             ranked AS (
-                SELECT id, score, row_number() OVER (ORDER BY score DESC) AS r FROM dense
+                SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM dense
                 UNION ALL
-                SELECT id, score, row_number() OVER (ORDER BY score DESC) AS r FROM lexical
+                SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM lexical
             )
-            SELECT id, max(score) AS score, sum(1.0 / (60 + r)) AS rrf FROM ranked GROUP BY id ORDER BY rrf DESC LIMIT :limit
+            SELECT id, max(score) AS score, sum(1.0 / (60 + r)) AS rrf FROM ranked GROUP BY id
+            ORDER BY rrf DESC, score DESC, id LIMIT :limit
             """
         ),
         {**params, "qtext": query.text, "qvec": _vector_literal(query.embedding), "limit": limit},

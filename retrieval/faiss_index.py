@@ -5,17 +5,12 @@ FAISS only proposes ids. One SQL query then applies the filter every generator s
 lags the database can cost recall but never correctness: a deleted, expired, superseded or
 filtered-out memory cannot come back, and scores and order are always the database's.
 
-Coherence: each index carries the stamp of the rows it was built from (count of embedded rows,
-max(seq), max(updated_at)); a changed stamp means rebuild. The stamp is one aggregate over the
-scope, so it is not taken on every query, only when this process has written vectors since the
-scope was last checked (`changed()`, wired to the engine by the app) or after `recheck_seconds`
-(writers in other processes).
+Coherence and the per-scope LRU: retrieval/scope_cache.py (the stamp: count of embedded rows,
+max(seq), max(updated_at); any change rebuilds).
 """
 
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faiss
@@ -26,6 +21,7 @@ from sqlalchemy.orm import Session
 from retrieval.candidates import _vector_literal, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
+from retrieval.scope_cache import ScopeCache, ScopeKey, scope_sql, scope_stamp
 
 # Concurrent requests are the parallelism on a 2-core server; OpenMP inside one small search only adds overhead.
 faiss.omp_set_num_threads(1)
@@ -34,8 +30,6 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # A filter that keeps fewer than this share of the FAISS order goes to pgvector instead of widening forever.
 MAX_FETCH_SHARE = 0.25
-
-ScopeKey = tuple[Any, str | None]
 
 
 @dataclass(frozen=True)
@@ -54,36 +48,9 @@ class _Built:
         return [self.ids[p] for p in positions[0] if p >= 0]
 
 
-@dataclass
-class _ScopeIndex:
-    stamp: tuple[Any, ...] | None = None
-    built: _Built | None = None
-    generation: int = -1
-    checked_at: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _scope_sql(key: ScopeKey) -> tuple[str, dict[str, Any]]:
-    tenant_id, user_id = key
-    where = "tenant_id = :tenant_id AND embedding IS NOT NULL"
-    params: dict[str, Any] = {"tenant_id": tenant_id}
-    if user_id is not None:
-        where += " AND user_id = :user_id"
-        params["user_id"] = user_id
-    return where, params
-
-
-def _stamp(session: Session, key: ScopeKey) -> tuple[Any, ...]:
-    where, params = _scope_sql(key)
-    row = session.execute(
-        text(f"SELECT count(*), coalesce(max(seq), 0), max(updated_at) FROM memories WHERE {where}"), params
-    ).one()
-    return tuple(row)
-
-
 def _load_vectors(session: Session, key: ScopeKey) -> tuple[list[Any], np.ndarray]:
     """All embedded rows of the scope; vector_send (binary) parses about 5x faster than the text form."""
-    where, params = _scope_sql(key)
+    where, params = scope_sql(key, embedded_only=True)
     rows = session.execute(text(f"SELECT id, vector_send(embedding) FROM memories WHERE {where}"), params).all()
     if not rows:
         return [], np.zeros((0, 0), dtype=np.float32)
@@ -93,26 +60,26 @@ def _load_vectors(session: Session, key: ScopeKey) -> tuple[list[Any], np.ndarra
 
 
 class FaissIndexes:
-    """The per-scope indexes of one process, least recently used dropped beyond `max_scopes`."""
+    """The per-scope indexes of one process."""
 
     def __init__(self, hnsw_threshold: int, ef_search: int, max_scopes: int, recheck_seconds: float) -> None:
         self._hnsw_threshold = hnsw_threshold
         self._ef_search = ef_search
-        self._max_scopes = max_scopes
-        self._recheck = recheck_seconds
-        self._scopes: OrderedDict[ScopeKey, _ScopeIndex] = OrderedDict()
-        self._lock = threading.Lock()
-        self._generation = 0
-        self.rebuilds = 0
+        self._cache: ScopeCache[_Built] = ScopeCache(
+            partial(scope_stamp, embedded_only=True), self._rebuild, max_scopes, recheck_seconds
+        )
+
+    @property
+    def rebuilds(self) -> int:
+        return self._cache.refreshes
 
     def changed(self) -> None:
         """Some memory vectors changed in this process: every scope checks its stamp before its next use."""
-        with self._lock:
-            self._generation += 1
+        self._cache.changed()
 
     def candidates(self, session: Session, query: SearchQuery, limit: int, ef_search: int) -> list[tuple[Any, float]]:
         """(id, cosine similarity), best first, like `dense_candidates`; `ef_search` is for its fallback."""
-        built = self._fresh_scope(session, (query.tenant_id, query.user_id)).built
+        built = self._cache.get(session, (query.tenant_id, query.user_id))
         if built is None:
             return []
         size = len(built.ids)
@@ -140,24 +107,8 @@ class FaissIndexes:
                 return dense_candidates(session, query, limit, ef_search)
             fetch = min(size, fetch * 4)
 
-    def _fresh_scope(self, session: Session, key: ScopeKey) -> _ScopeIndex:
-        with self._lock:
-            scope = self._scopes.get(key)
-            if scope is None:
-                scope = self._scopes[key] = _ScopeIndex()
-                while len(self._scopes) > self._max_scopes:
-                    self._scopes.popitem(last=False)
-            self._scopes.move_to_end(key)
-            generation = self._generation
-        with scope.lock:
-            if scope.generation == generation and time.monotonic() - scope.checked_at < self._recheck:
-                return scope
-            stamp = _stamp(session, key)  # before loading: a write landing in between makes the next check rebuild
-            if stamp != scope.stamp:
-                scope.built, scope.stamp = self._build(*_load_vectors(session, key)), stamp
-                self.rebuilds += 1
-            scope.generation, scope.checked_at = generation, time.monotonic()
-            return scope
+    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None) -> _Built | None:
+        return self._build(*_load_vectors(session, key))
 
     def _build(self, ids: list[Any], vectors: np.ndarray) -> _Built | None:
         if not ids:

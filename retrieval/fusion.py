@@ -1,6 +1,8 @@
-"""Reciprocal rank fusion: robust to the incomparable score scales of cosine and ts_rank_cd."""
+"""Fusing candidate lists: reciprocal ranks (scales unknown) or standardised scores (scales known)."""
 
 from collections.abc import Hashable, Sequence
+
+import numpy as np
 
 
 def reciprocal_rank_fusion(
@@ -11,4 +13,20 @@ def reciprocal_rank_fusion(
     for ids, weight in rankings:
         for rank, item in enumerate(ids, start=1):
             fused[item] = fused.get(item, 0.0) + weight / (rrf_k + rank)
+    return fused
+
+
+def standardised_sum(views: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Each view's scores as z-scores over the candidates, summed with weights.
+
+    Unlike reciprocal ranks this keeps how far ahead a candidate is: a turn that is by far the
+    best lexical match outweighs one that is merely fifth on every list. Standardising over the
+    candidate set (not the whole scope) makes cosines and BM25 sums comparable without knowing
+    either distribution in advance; a view that is constant over the candidates adds nothing.
+    """
+    fused = np.zeros(len(views[0][0]) if views else 0)
+    for scores, weight in views:
+        spread = float(scores.std())
+        if weight and spread > 0:
+            fused += weight * (scores - scores.mean()) / spread
     return fused

@@ -1,13 +1,21 @@
-"""Search: candidates from each generator, fused, cut to k; each hit keeps its score components."""
+"""Search: candidates from each generator, fused, cut to k; each hit keeps its score components.
+
+With a BM25 index (the default) every candidate gets every view's score (dense cosine, content and
+context BM25, speaker named, key rank) and the standardised scores are summed with weights (retrieval/fusion.py).
+Without one (LOCI_LEXICAL_BACKEND=postgres, or a scope too large to index in process) the lists
+from pgvector and Postgres full text are fused by reciprocal rank.
+"""
 
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
-from retrieval.candidates import dense_candidates, key_candidates, lexical_candidates
+from retrieval.candidates import dense_candidates, filtered_cosines, key_candidates, lexical_candidates
 from retrieval.faiss_index import FaissIndexes
-from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.fusion import reciprocal_rank_fusion, standardised_sum
+from retrieval.lexical_index import LexicalIndexes, LexicalScores
 from retrieval.query import SearchParams, SearchQuery
 
 
@@ -21,14 +29,69 @@ class Hit:
 
 
 def search(
-    session: Session, query: SearchQuery, params: SearchParams, dense_index: FaissIndexes | None = None
+    session: Session,
+    query: SearchQuery,
+    params: SearchParams,
+    dense_index: FaissIndexes | None = None,
+    lexical_index: LexicalIndexes | None = None,
 ) -> list[Hit]:
     """`dense_index` given: FAISS proposes the dense candidates instead of pgvector (same filters either way)."""
     limit = max(query.k * params.overfetch, params.min_candidates)
     dense_source = dense_index.candidates if dense_index is not None else dense_candidates
     dense = dense_source(session, query, limit, params.ef_search)
-    lexical = lexical_candidates(session, query, limit)
     keys = key_candidates(session, query, limit) if params.use_keys else []
+    lexical = lexical_index.scores(session, query) if lexical_index is not None else None
+    if lexical is None:
+        return _rank_fusion(dense, lexical_candidates(session, query, limit), keys, query.k, params)
+    return _score_fusion(session, query, params, dense, lexical, keys, limit)
+
+
+def _score_fusion(
+    session: Session,
+    query: SearchQuery,
+    params: SearchParams,
+    dense: list[tuple[Any, float]],
+    lexical: LexicalScores,
+    keys: list[tuple[Any, float]],
+    limit: int,
+) -> list[Hit]:
+    proposed = [i for i, _ in dense] + lexical.top("content", limit) + lexical.top("context", limit)
+    proposed = list(dict.fromkeys(proposed + [i for i, _ in keys]))
+    # One query applies the full filter to every proposal and gives each its cosine.
+    cosines = filtered_cosines(session, query, proposed)
+    ids = [i for i in proposed if i in cosines]
+    if not ids:
+        return []
+    known = [c for c in cosines.values() if c is not None]
+    floor = min(known) if known else 0.0
+    dense_scores = np.array([floor if cosines[i] is None else cosines[i] for i in ids])  # pending embeddings
+    views = lexical.of(ids)
+    key_rank = {memory_id: 1.0 / (params.rrf_k + rank) for rank, (memory_id, _) in enumerate(keys, start=1)}
+    key_scores = np.array([key_rank.get(i, 0.0) for i in ids])
+    fused = standardised_sum(
+        [
+            (dense_scores, params.dense_weight),
+            (views["content"], params.lexical_weight),
+            (views["context"], params.context_weight),
+            (views["speaker"], params.speaker_weight),
+            (key_scores, params.key_weight),
+        ]
+    )
+    best_key = dict(keys)
+    order = np.argsort(-fused, kind="stable")[: query.k]
+    return [
+        Hit(ids[i], float(fused[i]), cosines[ids[i]], float(views["content"][i]), best_key.get(ids[i]))
+        for i in order.tolist()
+    ]
+
+
+def _rank_fusion(
+    dense: list[tuple[Any, float]],
+    lexical: list[tuple[Any, float]],
+    keys: list[tuple[Any, float]],
+    k: int,
+    params: SearchParams,
+) -> list[Hit]:
     fused = reciprocal_rank_fusion(
         [
             ([i for i, _ in dense], params.dense_weight),
@@ -44,5 +107,5 @@ def search(
         best_cosine = max(dense_scores.get(item[0], -1.0), key_scores.get(item[0], -1.0))
         return item[1], best_cosine
 
-    ranked = sorted(fused.items(), key=order, reverse=True)[: query.k]
+    ranked = sorted(fused.items(), key=order, reverse=True)[:k]
     return [Hit(i, score, dense_scores.get(i), lexical_scores.get(i), key_scores.get(i)) for i, score in ranked]

@@ -34,6 +34,8 @@ class SearchParams:
     ef_search: int = 100
     rrf_k: int = 60
     dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    lexical_weight: float = 0.25
+    context_weight: float = 1.0
+    speaker_weight: float = 0.5
     use_keys: bool = True
-    key_weight: float = 1.0
+    key_weight: float = 0.2

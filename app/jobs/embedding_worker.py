@@ -14,10 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Memory
 from app.embedder import Embedder
+from memory_types.content import indexed_text
 
 log = logging.getLogger(__name__)
 
-_CLAIM = text("SELECT id, content FROM memories WHERE embedding IS NULL ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED")
+_CLAIM = text(
+    "SELECT id, content, attributes FROM memories WHERE embedding IS NULL ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED"
+)
 
 
 def embed_pending(sessions: sessionmaker[Session], embedder: Embedder, batch: int) -> int:
@@ -26,7 +29,7 @@ def embed_pending(sessions: sessionmaker[Session], embedder: Embedder, batch: in
         rows = session.execute(_CLAIM, {"n": batch}).all()
         if not rows:
             return 0
-        vectors = embedder.embed([row.content for row in rows])
+        vectors = embedder.embed([indexed_text(row.content, row.attributes) for row in rows])
         values: list[dict[str, Any]] = [
             {"id": row.id, "embedding": vector, "embedding_model": embedder.model_name}
             for row, vector in zip(rows, vectors, strict=True)

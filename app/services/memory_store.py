@@ -15,6 +15,7 @@ from app.embedder import Embedder
 from app.errors import ApiError, not_found
 from app.services import write_rules
 from memory_types import MemoryType, content_hash, validate_attributes
+from memory_types.content import indexed_text
 from memory_types.poisoning import default_trust, poisoning_flags
 
 SNAPSHOT_FIELDS = (
@@ -124,7 +125,7 @@ def create_memories(
             session, tenant_id, write_rules.Reinforcement(existing, "reinforce", 1.0), items[pos], actor, now
         )
 
-    texts = [items[pos].content for pos in to_embed]
+    texts = [indexed_text(items[pos].content, items[pos].attributes) for pos in to_embed]
     vectors = embedder.embed(texts) if embed else [None] * len(texts)
     rows: list[dict[str, Any]] = []
     for pos, vector in zip(to_embed, vectors, strict=True):
@@ -211,7 +212,7 @@ def update_memory(
         memory.content = patch.content
         memory.content_hash = content_hash(patch.content)
         memory.flags = poisoning_flags(patch.content)
-        memory.embedding = embedder.embed([patch.content])[0]
+        memory.embedding = embedder.embed([indexed_text(patch.content, memory.attributes)])[0]
         memory.embedding_model = embedder.model_name
     memory.version += 1
     memory.updated_at = datetime.now(UTC)

@@ -28,6 +28,8 @@ def search_params(runtime: Runtime) -> SearchParams:
         rrf_k=s.rrf_k,
         dense_weight=s.dense_weight,
         lexical_weight=s.lexical_weight,
+        context_weight=s.context_weight,
+        speaker_weight=s.speaker_weight,
         use_keys=s.use_memory_keys,
         key_weight=s.key_weight,
     )
@@ -52,7 +54,7 @@ def run_search(runtime: Runtime, tenant_id: uuid.UUID, body: SearchRequest) -> S
         exclude_flagged=body.exclude_flagged,
     )
     with tenant_session(runtime, tenant_id) as session:
-        hits = search(session, query, search_params(runtime), runtime.dense_index)
+        hits = search(session, query, search_params(runtime), runtime.dense_index, runtime.lexical_index)
         rows = {m.id: m for m in session.scalars(select(Memory).where(Memory.id.in_([h.id for h in hits])))}
         results = [
             SearchResult(

@@ -1,0 +1,121 @@
+"""The in-process BM25 index: exact BM25, appends equal a rebuild, edits and deletes rebuild, filters hold."""
+
+import math
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from app.runtime import Runtime
+from app.services.tenants import authenticate
+from retrieval import SearchQuery
+from retrieval.lexical_index import LexicalIndexes, LexicalScores
+from retrieval.tokens import tokenize
+
+
+def _tenant(runtime: Runtime, client: TestClient):  # type: ignore[no-untyped-def]
+    with runtime.sessions() as session:
+        return authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+
+
+def _scores(runtime: Runtime, indexes: LexicalIndexes, tenant_id, text: str, **filters) -> LexicalScores:  # type: ignore[no-untyped-def]
+    query = SearchQuery(tenant_id=tenant_id, text=text, embedding=np.zeros(1), user_id="u", **filters)
+    with runtime.sessions.begin() as session:
+        scores = indexes.scores(session, query)
+    assert scores is not None
+    return scores
+
+
+def _messages(client: TestClient, session_id: str, turns: list[tuple[str, str]]) -> list[str]:
+    body = {
+        "user_id": "u",
+        "session_id": session_id,
+        "messages": [{"role": "user", "name": name, "content": content} for name, content in turns],
+    }
+    response = client.post("/v1/messages", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["ids"]
+
+
+def test_content_view_is_okapi_bm25_with_the_speaker(runtime: Runtime, client: TestClient) -> None:
+    docs = [("Ana", "I adopted a greyhound"), ("Ben", "the weather is grey"), ("Ana", "lunch was fine")]
+    ids = _messages(client, "s1", docs)
+    scores = _scores(runtime, LexicalIndexes(0, 10_000, 4, 600), _tenant(runtime, client), "Ana greyhound")
+    # By hand: N = 3 documents of 3, 3 and 3 tokens (speaker, then the words that are not stop words).
+    tokens = [tokenize(f"{name}: {text}") for name, text in docs]
+    average = sum(map(len, tokens)) / 3
+
+    def bm25(doc: list[str], term: str) -> float:
+        df = sum(term in t for t in tokens)
+        tf = doc.count(term)
+        idf = math.log(1 + (3 - df + 0.5) / (df + 0.5))
+        return idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len(doc) / average))
+
+    expected = [sum(bm25(doc, term) for term in tokenize("Ana greyhound")) for doc in tokens]
+    position = [scores.ids.index(i) for i in map(type(scores.ids[0]), ids)]
+    assert np.allclose(scores.views["content"][position], expected)
+    assert scores.top("content", 5)[0] == scores.ids[position[0]]
+    # Window 0: the context view is the content view.
+    assert np.allclose(scores.views["context"], scores.views["content"])
+
+
+def test_context_view_reaches_a_reply_through_its_neighbours(runtime: Runtime, client: TestClient) -> None:
+    ids = _messages(
+        client,
+        "s1",
+        [("Ana", "Did you finish the pottery course?"), ("Ben", "Yes, last Friday!"), ("Ana", "Congrats")],
+    )
+    _messages(client, "s2", [("Ben", "Groceries are expensive"), ("Ana", "Agreed")])
+    scores = _scores(
+        runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "When did Ben finish pottery?"
+    )
+    reply = scores.ids.index(type(scores.ids[0])(ids[1]))
+    content, context = scores.views["content"][reply], scores.views["context"][reply]
+    assert context > content > 0  # "Ben" alone in its own text, "pottery" and "finish" from the question before it
+    # Sessions do not leak into each other's windows.
+    other = [i for i, memory_id in enumerate(scores.ids) if str(memory_id) not in ids]
+    assert np.all(scores.views["context"][other] < scores.views["context"][reply])
+
+
+def test_appends_equal_a_rebuild_and_edits_rebuild(runtime: Runtime, client: TestClient) -> None:
+    tenant_id = _tenant(runtime, client)
+    indexes = LexicalIndexes(2, 10_000, 4, 600)
+    _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?"), ("Ana", "Since school")])
+    first = _scores(runtime, indexes, tenant_id, "oboe school")
+    indexes.changed()
+    more = _messages(client, "s1", [("Ben", "Do you still play the oboe?"), ("Ana", "Every Sunday at school")])
+    appended = _scores(runtime, indexes, tenant_id, "oboe school")
+    fresh = _scores(runtime, LexicalIndexes(2, 10_000, 4, 600), tenant_id, "oboe school")
+    assert len(appended.ids) == len(first.ids) + 2 == len(fresh.ids)
+    assert appended.ids == fresh.ids
+    assert np.allclose(appended.views["content"], fresh.views["content"]) and np.allclose(
+        appended.views["context"], fresh.views["context"]
+    )
+
+    assert (
+        client.patch(f"/v1/memories/{more[0]}", json={"content": "Do you still play the bassoon?"}).status_code == 200
+    )
+    indexes.changed()
+    edited = _scores(runtime, indexes, tenant_id, "bassoon")
+    assert edited.views["content"][edited.ids.index(type(edited.ids[0])(more[0]))] > 0
+
+
+def test_search_never_returns_what_the_filter_excludes(runtime: Runtime, client: TestClient) -> None:
+    ids = _messages(client, "s1", [("Ana", "My kayak is red"), ("Ben", "My kayak is blue")])
+    fact = client.post("/v1/memories", json={"type": "semantic", "content": "Ana owns a red kayak", "user_id": "u"})
+    assert fact.status_code == 201
+    [fact_id] = fact.json()["ids"]
+    assert client.delete(f"/v1/memories/{ids[0]}", params={"hard": "true"}).status_code == 200
+    results = client.post("/v1/search", json={"query": "red kayak", "user_id": "u", "k": 10}).json()["results"]
+    assert ids[0] not in [r["id"] for r in results]
+    assert {r["id"] for r in results} == {ids[1], fact_id}
+    semantic = client.post(
+        "/v1/search", json={"query": "red kayak", "user_id": "u", "k": 10, "types": ["semantic"]}
+    ).json()["results"]
+    assert [r["id"] for r in semantic] == [fact_id]
+
+
+def test_speaker_view_marks_the_memories_of_the_person_asked_about(runtime: Runtime, client: TestClient) -> None:
+    ids = _messages(client, "s1", [("Maria Lopez", "I love sailing"), ("Ben", "I love sailing too")])
+    scores = _scores(runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "Does Maria like sailing?")
+    by_id = dict(zip(map(str, scores.ids), scores.views["speaker"], strict=True))
+    assert by_id[ids[0]] == 1.0 and by_id[ids[1]] == 0.0

@@ -1,0 +1,107 @@
+"""Retrieval quality on a small hand-written conversation (not LoCoMo): the levers of docs/retrieval.md
+must keep finding the turn that answers each question, through the real service and model.
+
+The questions are written the way users ask: they name a person, paraphrase, or ask about what a
+short reply confirmed, so plain cosine or word overlap alone misses several of them.
+"""
+
+from fastapi.testclient import TestClient
+
+SESSIONS: list[tuple[str, list[tuple[str, str]]]] = [
+    (
+        "2024-03-02T10:00:00Z",
+        [
+            ("Priya", "Morning! How was the weekend?"),
+            ("Tom", "Busy. I finally started cello lessons on Saturday."),
+            ("Priya", "No way, which teacher?"),
+            ("Tom", "An old jazz bassist called Marek who teaches in his garage."),
+            ("Priya", "I spent Sunday repotting my fig tree, it had outgrown the balcony pot."),
+            ("Tom", "Is that the one your grandmother gave you?"),
+            ("Priya", "Yes, she brought it back from Izmir years ago."),
+            ("Tom", "Amazing that it survived the move."),
+        ],
+    ),
+    (
+        "2024-04-14T18:30:00Z",
+        [
+            ("Tom", "Did you end up booking the trip?"),
+            ("Priya", "I did. Ten days in Porto in June."),
+            ("Tom", "Are you going alone?"),
+            ("Priya", "With my sister Anjali, she's a tile restorer so she is very excited about the azulejos."),
+            ("Tom", "My dog Biscuit ate one of my running shoes yesterday."),
+            ("Priya", "Oh no, the new ones?"),
+            ("Tom", "Yep, the marathon pair. Back to the shop."),
+            ("Priya", "Which marathon are you training for?"),
+            ("Tom", "Rotterdam, in October."),
+        ],
+    ),
+    (
+        "2024-06-28T20:15:00Z",
+        [
+            ("Tom", "Welcome back! How was Portugal?"),
+            ("Priya", "Wonderful, but Anjali sprained her ankle on the second day."),
+            ("Tom", "Ouch. Did she manage to see the tiles?"),
+            ("Priya", "Mostly from a taxi, honestly."),
+            ("Tom", "Marek says I'm ready to play in a recital next month."),
+            ("Priya", "That's fast progress for four months."),
+            ("Tom", "I practise every morning before work, forty minutes."),
+            ("Priya", "I switched jobs by the way, I'm at a bakery cooperative now."),
+            ("Tom", "Doing what?"),
+            ("Priya", "Running their accounts, and I get to take home the sourdough."),
+        ],
+    ),
+]
+
+# (question, (session index, turn index) of the turn that answers it)
+QUESTIONS: list[tuple[str, tuple[int, int]]] = [
+    ("What instrument is Tom learning?", (0, 1)),
+    ("Who teaches Tom?", (0, 3)),
+    ("What did Priya do on Sunday?", (0, 4)),
+    ("Where did Priya's grandmother bring the fig tree from?", (0, 6)),
+    ("Where is Priya going on holiday?", (1, 1)),
+    ("What does Anjali do for a living?", (1, 3)),
+    ("What happened to Tom's running shoes?", (1, 4)),
+    ("Which city's marathon is Tom running?", (1, 8)),
+    ("How did Anjali get hurt?", (2, 1)),
+    ("How did Anjali see the tiles?", (2, 3)),
+    ("How often does Tom practise?", (2, 6)),
+    ("Where does Priya work now?", (2, 7)),
+    ("What is Priya's job at the cooperative?", (2, 9)),
+]
+
+
+def _ingest(client: TestClient, headers: dict[str, str], user_id: str) -> list[list[str]]:
+    ids = []
+    for number, (timestamp, turns) in enumerate(SESSIONS):
+        messages = [{"role": "user", "name": name, "content": text, "timestamp": timestamp} for name, text in turns]
+        response = client.post(
+            "/v1/messages",
+            json={"user_id": user_id, "session_id": f"s{number}", "messages": messages},
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["ids"])
+    return ids
+
+
+def _ranks(client: TestClient, headers: dict[str, str], user_id: str, ids: list[list[str]], k: int) -> list[int | None]:
+    ranks = []
+    for question, (session, turn) in QUESTIONS:
+        body = {"query": question, "user_id": user_id, "k": k, "types": ["episodic"]}
+        results = client.post("/v1/search", json=body, headers=headers).json()["results"]
+        found = [r["id"] for r in results]
+        wanted = ids[session][turn]
+        ranks.append(found.index(wanted) + 1 if wanted in found else None)
+    return ranks
+
+
+def test_default_retrieval_finds_the_answering_turn(client: TestClient, api_key: str) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    ids = _ingest(client, headers, "priya-and-tom")
+    ranks = _ranks(client, headers, "priya-and-tom", ids, k=5)
+    recall_at_5 = sum(r is not None for r in ranks) / len(ranks)
+    mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
+    # Measured: every turn in the top 5, MRR 0.67; Postgres full text fused by rank (the pipeline
+    # before the BM25 index) gets 0.69 and 0.63.
+    assert recall_at_5 >= 0.9, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
+    assert mrr >= 0.6, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
