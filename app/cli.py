@@ -55,6 +55,17 @@ def _prepare_database(settings: Settings) -> None:
 
 
 @cli.command()
+def _prepare_or_exit(settings: Settings) -> None:
+    """`_prepare_database`, exiting 2 with the command to run when an external database is behind."""
+    from app.db.migrate import SchemaBehindError
+
+    try:
+        _prepare_database(settings)
+    except SchemaBehindError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (LOCI_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (LOCI_PORT).")] = None,
@@ -63,21 +74,48 @@ def serve(
     that is behind is refused with the command to run."""
     import uvicorn
 
-    from app.db.migrate import SchemaBehindError
     from app.main import create_app
 
     settings = _settings()
-    try:
-        _prepare_database(settings)
-    except SchemaBehindError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    _prepare_or_exit(settings)
     host, port = host or settings.host, port or settings.port
     err.print(f"Loci serving on http://{host}:{port} (API docs at /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
 
 
 @cli.command()
+@cli.command()
+def mcp(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP at http://HOST:PORT/mcp, not stdio.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Bind address with --http (LOCI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port with --http (LOCI_MCP_PORT).")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(envvar="LOCI_URL", help="A running Loci server; without it the service runs in this process."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="LOCI_API_KEY", help="Default: LOCI_HOME/api-key when running in process.")
+    ] = None,
+    user_id: Annotated[str | None, typer.Option(help="The user_id of tool calls that give none.")] = None,
+    agent_id: Annotated[str | None, typer.Option(help="The agent_id of tool calls that give none.")] = None,
+) -> None:
+    """Serve memory to MCP clients: tools remember, recall, list_memories, forget and feedback. Over stdio
+    (stdout carries only the protocol; logs go to stderr) or streamable HTTP with --http."""
+    from app.mcp_backend import NoApiKey
+    from app.mcp_server import run_server
+
+    settings = _settings()
+    if url is None:
+        _prepare_or_exit(settings)
+    try:
+        run_server(settings, url, api_key, http, host or settings.host, port or settings.mcp_port, user_id, agent_id)
+    except NoApiKey as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
 def worker(
     embeddings: Annotated[
         bool, typer.Option("--embeddings", help="Only embed deferred writes (no lifecycle jobs).")

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8420
+    mcp_port: int = Field(default=8421, description="Port of `loci mcp --http` (its endpoint is /mcp).")
     log_level: str = "warning"
 
     bootstrap_api_key: str | None = None

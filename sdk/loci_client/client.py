@@ -217,8 +217,14 @@ class MemoryClient(_BaseClient):
         filters: Mapping[str, Any] | None = None,
         as_of: datetime | str | None = None,
         include_superseded: bool | None = None,
+        min_trust: float | None = None,
+        exclude_flagged: bool | None = None,
     ) -> SearchResponse:
-        """The k memories that best match `query`, best first; `filters` match metadata."""
+        """The k memories that best match `query`, best first; `filters` match metadata.
+
+        `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
+        tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
+        """
         return self._send(
             _core.search(
                 query=query,
@@ -230,6 +236,8 @@ class MemoryClient(_BaseClient):
                 filters=filters,
                 as_of=as_of,
                 include_superseded=include_superseded,
+                min_trust=min_trust,
+                exclude_flagged=exclude_flagged,
             )
         )
 
@@ -485,8 +493,14 @@ class AsyncMemoryClient(_BaseClient):
         filters: Mapping[str, Any] | None = None,
         as_of: datetime | str | None = None,
         include_superseded: bool | None = None,
+        min_trust: float | None = None,
+        exclude_flagged: bool | None = None,
     ) -> SearchResponse:
-        """The k memories that best match `query`, best first; `filters` match metadata."""
+        """The k memories that best match `query`, best first; `filters` match metadata.
+
+        `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
+        tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
+        """
         return await self._send(
             _core.search(
                 query=query,
@@ -498,6 +512,8 @@ class AsyncMemoryClient(_BaseClient):
                 filters=filters,
                 as_of=as_of,
                 include_superseded=include_superseded,
+                min_trust=min_trust,
+                exclude_flagged=exclude_flagged,
             )
         )
 

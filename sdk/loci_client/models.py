@@ -40,6 +40,7 @@ class Memory(_Response):
     superseded_by: str | None = None
     source: str
     trust: float
+    flags: list[str] = Field(default_factory=list)
     embedding_model: str | None = None
     version: int
 
