@@ -25,6 +25,7 @@ from app.settings import Settings
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+from app.ui import routes as ui_routes
     """Build the app; with a runtime given (tests, the eval runner) the caller owns its lifetime."""
     settings = runtime.settings if runtime else (settings or Settings())
 
@@ -57,3 +58,4 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(module.router, responses=ERROR_RESPONSES)
     hoist_inline_definitions(app)
     return app
+    ui_routes.install(app)  # the web memory browser at /ui, outside the OpenAPI schema

@@ -25,8 +25,13 @@ def get_principal(request: Request, runtime: Annotated[Runtime, Depends(get_runt
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    return authenticate_key(request, runtime, key.strip())
+
+
+def authenticate_key(request: Request, runtime: Runtime, key: str) -> Principal:
+    """The key's principal, rate-limited like every API call; shared with the web browser (app.ui)."""
     with runtime.sessions() as session:
-        principal = authenticate(session, key.strip())
+        principal = authenticate(session, key)
     if principal is None:
         raise ApiError(401, "unknown or revoked API key")
     _check_rate(request.app.state.rate_limiter, principal)

@@ -25,7 +25,7 @@ def error_response(
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
+def describe_errors(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
@@ -57,7 +57,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
-        return error_response(422, "validation_error", _describe(errors), _clean(errors))
+        return error_response(422, "validation_error", describe_errors(errors), _clean(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -35,7 +35,10 @@ def search_params(runtime: Runtime) -> SearchParams:
     )
 
 
-def run_search(runtime: Runtime, tenant_id: uuid.UUID, body: SearchRequest) -> SearchResponse:
+def run_search(
+    runtime: Runtime, tenant_id: uuid.UUID, body: SearchRequest, count_access: bool = True
+) -> SearchResponse:
+    """count_access=False for a person inspecting memories (app.ui): looking is not an agent recalling."""
     started = time.perf_counter()
     check_query_size(body.query, runtime.settings)
     query = SearchQuery(
@@ -65,7 +68,7 @@ def run_search(runtime: Runtime, tenant_id: uuid.UUID, body: SearchRequest) -> S
             for hit in hits
             if hit.id in rows
         ]
-        if runtime.settings.track_access and hits:
+        if count_access and runtime.settings.track_access and hits:
             # Being recalled is a use: it slows forgetting (memory_types.lifecycle.retention).
             # Access counts may be lost in a crash, so the search need not wait for the WAL flush (~3 ms).
             session.execute(text("SET LOCAL synchronous_commit = off"))
