@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from app.portability_cli import export_command, import_command
 from app.settings import Settings
 
 cli = typer.Typer(help="Loci: long-term memory for AI agents.", no_args_is_help=True, add_completion=False)
@@ -195,17 +196,19 @@ def _runtime_and_tenant(tenant: str):  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def _tenant_keys(tenant: str):  # type: ignore[no-untyped-def]
-    """A session confined to the named tenant, on the database alone (no model is loaded)."""
+def _tenant_keys(tenant: str, snapshot: bool = False):  # type: ignore[no-untyped-def]
+    """A session confined to the named tenant, on the database alone (no model is loaded);
+    snapshot=True: one REPEATABLE READ snapshot for the whole transaction (exports)."""
     from app.db.engine import make_sessionmaker
     from app.db.tenancy import confined_session
     from app.runtime import open_database
 
     engine = open_database(_settings())
+    from app.services.portability import snapshot_sessions
     try:
         sessions = make_sessionmaker(engine)
         tenant_id = _tenant_id(sessions, tenant)
-        with confined_session(sessions, tenant_id) as session:
+        with confined_session(snapshot_sessions(engine) if snapshot else sessions, tenant_id) as session:
             yield session, tenant_id
     finally:
         engine.dispose()
@@ -320,6 +323,10 @@ def search(
 
 def _mount_optional() -> None:
     from benchmarks.cli import bench_app
+cli.command("export")(export_command)
+cli.command("import")(import_command)
+
+
 
     cli.add_typer(bench_app, name="bench")
     try:

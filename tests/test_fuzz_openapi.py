@@ -26,6 +26,8 @@ from app.runtime import Runtime
 from app.services.tenants import create_tenant_with_key
 from app.settings import Settings
 
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")  # POST /v1/admin/import: JSON Lines text
+
 CONFORMANCE = [
     not_a_server_error,
     status_code_conformance,
