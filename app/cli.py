@@ -55,7 +55,6 @@ def _prepare_database(settings: Settings) -> None:
     err.print(f"[green]Created tenant 'default'.[/] Its API key is in {path} (export LOCI_API_KEY=$(cat {path})).")
 
 
-@cli.command()
 def _prepare_or_exit(settings: Settings) -> None:
     """`_prepare_database`, exiting 2 with the command to run when an external database is behind."""
     from app.db.migrate import SchemaBehindError
@@ -67,6 +66,7 @@ def _prepare_or_exit(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+@cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (LOCI_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (LOCI_PORT).")] = None,
@@ -84,7 +84,6 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
 
 
-@cli.command()
 @cli.command()
 def mcp(
     http: Annotated[
@@ -117,6 +116,7 @@ def mcp(
         raise typer.Exit(2) from None
 
 
+@cli.command()
 def worker(
     embeddings: Annotated[
         bool, typer.Option("--embeddings", help="Only embed deferred writes (no lifecycle jobs).")
@@ -132,6 +132,8 @@ def worker(
     only_embeddings = {"worker_in_process": False, "embedding_worker": True}
     settings = _settings().model_copy(update=only_embeddings if embeddings else {"worker_in_process": True})
     runtime = build_runtime(settings)
+    if settings.worker_metrics_port is not None:
+        runtime.metrics.serve(settings.host, settings.worker_metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     err.print("Loci worker running (Ctrl-C to stop)")
@@ -202,9 +204,9 @@ def _tenant_keys(tenant: str, snapshot: bool = False):  # type: ignore[no-untype
     from app.db.engine import make_sessionmaker
     from app.db.tenancy import confined_session
     from app.runtime import open_database
+    from app.services.portability import snapshot_sessions
 
     engine = open_database(_settings())
-    from app.services.portability import snapshot_sessions
     try:
         sessions = make_sessionmaker(engine)
         tenant_id = _tenant_id(sessions, tenant)
@@ -321,12 +323,12 @@ def search(
         print(json.dumps({"id": str(result.id), "score": round(result.score, 5), "content": result.content}))
 
 
-def _mount_optional() -> None:
-    from benchmarks.cli import bench_app
 cli.command("export")(export_command)
 cli.command("import")(import_command)
 
 
+def _mount_optional() -> None:
+    from benchmarks.cli import bench_app
 
     cli.add_typer(bench_app, name="bench")
     try:

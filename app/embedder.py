@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ class Embedder:
         self._onnx_max_batch = onnx_max_batch if backend == "auto" else float("inf")
         self.backend = "torch" if self._onnx is None else backend
         self._max_wait = max_wait_ms / 1000.0
+        # Told (texts, seconds) after each model call, for metrics; kept a plain callable so this
+        # module knows nothing of Prometheus.
+        self.on_batch: Callable[[int, float], None] | None = None
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="loci-embedder", daemon=True)
         self._thread.start()
@@ -154,12 +158,15 @@ class Embedder:
                 return
             batch = self._collect(first)
             texts = [text for request in batch for text in request.texts]
+            started = time.perf_counter()
             try:
                 vectors = self._encode(texts)
             except Exception as exc:  # a failed encode must fail its callers, not kill the thread
                 for request in batch:
                     request.future.set_exception(exc)
                 continue
+            if self.on_batch is not None:  # before the results: a caller that got its vectors sees the batch counted
+                self.on_batch(len(texts), time.perf_counter() - started)
             offset = 0
             for request in batch:
                 request.future.set_result(vectors[offset : offset + len(request.texts)])

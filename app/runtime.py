@@ -16,13 +16,14 @@ from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from app.embedder import Embedder
 from app.jobs.embedding_worker import EmbeddingWorker
 from app.jobs.queue import JobQueue, libpq_url
+from app.metrics import Metrics
 from app.query_cache import QueryEmbeddings
 from app.services.tenants import ensure_bootstrap_key
 from app.settings import Settings
 from app.vector_changes import notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
-
 from retrieval.lexical_index import LexicalIndexes
+
 log = logging.getLogger(__name__)
 
 
@@ -34,10 +35,11 @@ class Runtime:
     embedder: Embedder
     jobs: JobQueue
     queries: QueryEmbeddings
+    metrics: Metrics
     dense_index: FaissIndexes | None = None
+    lexical_index: LexicalIndexes | None = None
     embedding_worker: EmbeddingWorker | None = None
 
-    lexical_index: LexicalIndexes | None = None
     def close(self) -> None:
         if self.embedding_worker is not None:
             self.embedding_worker.close()
@@ -90,7 +92,10 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
                 log.warning("registered LOCI_BOOTSTRAP_API_KEY for tenant 'default'")
     url = engine.url.render_as_string(hide_password=False)
     jobs = JobQueue(libpq_url(url), settings.job_max_attempts, settings.sweep_cron, settings.job_stalled_seconds)
-    runtime = Runtime(settings, engine, sessions, embedder, jobs, QueryEmbeddings(embedder, settings.query_cache_size))
+    metrics = Metrics(sessions, settings.metrics_db_min_interval_s)
+    embedder.on_batch = metrics.observe_embedding_batch
+    queries = QueryEmbeddings(embedder, settings.query_cache_size)
+    runtime = Runtime(settings, engine, sessions, embedder, jobs, queries, metrics)
     _start_performance_parts(runtime)
     if settings.worker_in_process:
         jobs.start_worker(runtime)
@@ -101,16 +106,16 @@ def _start_performance_parts(runtime: Runtime) -> None:
     """The in-process indexes (BM25 unless Postgres full text is chosen; FAISS when chosen) and the
     in-process embedding worker (when enabled)."""
     s = runtime.settings
-    if s.dense_backend == "faiss":
-        runtime.dense_index = FaissIndexes(
-            s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds
-        )
-        notify_vector_changes(runtime.engine, runtime.dense_index.changed)
     if s.lexical_backend == "bm25":
         runtime.lexical_index = LexicalIndexes(
             s.context_window, s.lexical_max_docs, s.lexical_max_scopes, s.lexical_recheck_seconds
         )
         notify_vector_changes(runtime.engine, runtime.lexical_index.changed)
+    if s.dense_backend == "faiss":
+        runtime.dense_index = FaissIndexes(
+            s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds
+        )
+        notify_vector_changes(runtime.engine, runtime.dense_index.changed)
     if s.embedding_worker:
         runtime.embedding_worker = EmbeddingWorker(
             runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds

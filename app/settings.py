@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     log_content: bool = Field(
         default=False, description="Write memory content and search queries into logs (they are private data)."
     )
+    metrics_enabled: bool = Field(default=True, description="Serve GET /metrics (Prometheus) and time requests.")
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token GET /metrics then requires; unset = open (aggregates only)."
+    )
+    metrics_db_min_interval_s: float = Field(
+        default=0.0, ge=0, description="Count memories and jobs for /metrics at most this often (each count scans)."
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port where `loci worker` serves its /metrics; unset = none."
+    )
 
     search_overfetch: int = 4
     search_min_candidates: int = 50

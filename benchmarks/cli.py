@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|profile|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|profile|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command starts its own throwaway service (temporary embedded database, live uvicorn on
 loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
@@ -84,6 +84,18 @@ def memory_command(
 ) -> None:
     """Service RSS and Postgres PSS per 100k memories."""
     _emit("memory", _memory(memories), md)
+
+
+@bench_app.command("cpu")
+def cpu_command(
+    memories: Annotated[int, typer.Option(help="Memories to ingest, then search.")] = 10_000,
+    searches: Annotated[int, typer.Option(help="Measured searches.")] = 400,
+    clients: Annotated[int, typer.Option(help="Concurrent search clients.")] = 8,
+) -> None:
+    """CPU ms per memory ingested and per search (API process vs Postgres) and bytes per memory."""
+    from benchmarks import cpu_cost
+
+    _emit("cpu", cpu_cost.run(memories, searches, clients), False)
 
 
 @bench_app.command("profile")

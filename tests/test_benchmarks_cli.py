@@ -15,7 +15,7 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
     _mount_optional()
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "search", "concurrency", "memory", "all"):
+    for command in ("ingest", "search", "concurrency", "memory", "cpu", "all"):
         assert command in result.output
 
 

@@ -8,6 +8,7 @@ units, so a worker killed mid-job leaves nothing half-applied and the retried jo
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,10 +41,12 @@ def execute_job(runtime: "Runtime", job_id: uuid.UUID, final_attempt: bool) -> N
             return
         job.status, job.started_at, job.attempts = "running", datetime.now(UTC), job.attempts + 1
         tenant_id, kind, scope, dry_run = job.tenant_id, job.kind, dict(job.scope), job.dry_run
+    started = time.perf_counter()
     try:
         run = consolidate if kind == "consolidate" else forget
         counts = run(runtime, tenant_id, scope, dry_run)
     except Exception as exc:
+        runtime.metrics.observe_job(kind, "failed" if final_attempt else "retried", time.perf_counter() - started)
         log.exception("job failed", extra={"job_id": str(job_id), "kind": kind})
         with runtime.sessions.begin() as session:
             job = session.get(Job, job_id)
@@ -51,6 +54,7 @@ def execute_job(runtime: "Runtime", job_id: uuid.UUID, final_attempt: bool) -> N
                 job.status = "failed" if final_attempt else "queued"
                 job.error = f"{type(exc).__name__}: {exc}"[:2000]
         raise
+    runtime.metrics.observe_job(kind, "succeeded", time.perf_counter() - started)
     with runtime.sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is not None:
