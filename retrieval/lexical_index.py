@@ -161,6 +161,7 @@ class ScopeLexicon:
         if n == 0:
             return {"content": content, "context": context, "speaker": speaker}
         tf = np.zeros(n + 1)  # scratch: one term's frequencies, position n is the window padding
+        in_window = np.zeros(n + 1, dtype=bool)  # scratch: the memories whose window holds the term
         for term in tokenize(query_text):
             posting = self._posting(term)
             if posting is None:
@@ -169,8 +170,9 @@ class ScopeLexicon:
             content[docs] += _bm25(tfs, derived.norm_content[docs], len(docs), n)
             # Windows are symmetric (j in i's window iff i in j's), so the memories whose window
             # holds the term are the windows of the memories that hold it.
-            reached = np.unique(derived.neighbours[docs])
-            reached = reached[reached < n]
+            in_window[derived.neighbours[docs]] = True
+            reached = np.flatnonzero(in_window[:n])
+            in_window[:] = False
             tf[docs] = tfs
             window_tf = tf[derived.neighbours[reached]].sum(axis=1)
             tf[docs] = 0.0
