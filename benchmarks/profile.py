@@ -27,7 +27,7 @@ STEPS = (
     ("hnsw.ef_search", "hnsw settings"),
     ("memory_keys", "index-key candidates"),
     ("pre AS MATERIALIZED", "lexical candidates (postgres)"),
-    ("m.id = ANY(", "filter + cosines of the proposals"),
+    ("proposed AS MATERIALIZED", "filter + cosines of the proposals"),
     ("embedding <=>", "dense candidates"),
     ("max(updated_at)", "scope stamp (in-process indexes)"),
     ("FROM memories WHERE tenant_id", "scope (re)build (in-process indexes)"),

@@ -14,6 +14,8 @@ and take lexical candidates from Postgres full text, as the service would.
 """
 
 import hashlib
+import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +37,10 @@ NOISE = 0.35  # norm of the noise added to a centre, relative to the centre's no
 CHUNK = 50_000
 SESSION_TURNS = 50
 WARM_UP = 10
+# No job worker: its periodic sweep would consolidate the generated sessions (their event times are
+# in the past) while the searches run. No request deadline: the first search of a scope builds its
+# in-process indexes, which at this scale takes longer than the default deadline.
+SCALE_SERVICE = {**SERVICE, "worker_in_process": False, "request_timeout_s": 3600.0}
 COLUMNS = (
     "id, tenant_id, user_id, session_id, type, content, content_hash, embedding, embedding_model, event_at, valid_from"
 )
@@ -142,13 +148,15 @@ def measure(client: httpx.Client, runtime: Runtime, n_queries: int, memories: in
                 **latency_summary(latencies),
             }
         )
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # progress: a run at 1M takes a while
     return rows
 
 
 def run(memories: int, per_user: int, n_queries: int) -> dict[str, Any]:
-    with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
+    with throwaway_runtime(**SCALE_SERVICE) as (url, key, runtime), client_for(url, key) as client:
         with runtime.engine.connect() as conn:
             tenant_id = conn.execute(text("SELECT id FROM tenants")).scalar_one()
         load = bulk_load(runtime, tenant_id, memories, per_user)
+        print(json.dumps(load), file=sys.stderr, flush=True)
         searches = measure(client, runtime, n_queries, memories)
     return {"memories": memories, "per_user": per_user, "load": load, "searches": searches}
