@@ -13,7 +13,6 @@ FAISS as the dense generator. Scopes over LOCI_LEXICAL_MAX_DOCS have no in-proce
 and take lexical candidates from Postgres full text, as the service would.
 """
 
-import hashlib
 import json
 import sys
 import time
@@ -31,6 +30,7 @@ from app.local_server import throwaway_runtime
 from app.runtime import Runtime
 from benchmarks.common import SERVICE, USER, analyze, client_for, dense_mode, latency_summary
 from benchmarks.corpus import conversation_texts, distinct_queries
+from memory_types import content_hash
 
 CENTRES = 2_000  # real embeddings the generated vectors cluster around
 NOISE = 0.35  # norm of the noise added to a centre, relative to the centre's norm of 1
@@ -79,7 +79,7 @@ def _rows(
             at = datetime.fromtimestamp(started - (len(texts) - i) * 60.0, UTC)
             yield (
                 uuid.uuid4(), tenant_id, user_of(i, per_user), f"s{i // SESSION_TURNS}", "episodic", content,
-                hashlib.sha256(content.encode()).hexdigest(), vector, model, at, at,
+                content_hash(content), vector, model, at, at,
             )  # fmt: skip
 
 
