@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|cpu|profile|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|profile|scale|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command starts its own throwaway service (temporary embedded database, live uvicorn on
 loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
@@ -108,6 +108,18 @@ def profile_command(
     from benchmarks import profile
 
     _emit("profile", profile.run(memories, queries), md)
+
+
+@bench_app.command("scale")
+def scale_command(
+    memories: Annotated[int, typer.Option(help="Generated memories in one tenant (bulk COPY).")] = 1_000_000,
+    per_user: Annotated[int, typer.Option(help="Memories per user of the tenant.")] = 10_000,
+    queries: Annotated[int, typer.Option(help="Measured searches per scope and mode.")] = 100,
+) -> None:
+    """Search p50/p95 with generated vectors at tenant scale: one user's scope and tenant-wide, pgvector and FAISS."""
+    from benchmarks import scale
+
+    _emit("scale", scale.run(memories, per_user, queries), False)
 
 
 @bench_app.command("load")

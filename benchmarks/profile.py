@@ -17,15 +17,20 @@ from app.local_server import throwaway_runtime
 from app.query_cache import QueryEmbeddings
 from benchmarks.common import SERVICE, USER, analyze, client_for, grow_to
 from benchmarks.corpus import distinct_queries
+from retrieval.lexical_index import LexicalIndexes
 
 # First match wins: (substring of the statement, step name).
 STEPS = (
     ("FROM api_keys", "api key lookup"),
+    ("WITH hit AS", "load hits + access tracking"),
     ("set_config('role'", "tenant wall"),
     ("hnsw.ef_search", "hnsw settings"),
     ("memory_keys", "index-key candidates"),
-    ("pre AS MATERIALIZED", "lexical candidates"),
+    ("pre AS MATERIALIZED", "lexical candidates (postgres)"),
+    ("proposed AS MATERIALIZED", "filter + cosines of the proposals"),
     ("embedding <=>", "dense candidates"),
+    ("max(updated_at)", "scope stamp (in-process indexes)"),
+    ("FROM memories WHERE tenant_id", "scope (re)build (in-process indexes)"),
     ("synchronous_commit", "access tracking"),
     ("SET access_count", "access tracking"),
     ("SELECT memories.id", "load hits"),
@@ -34,6 +39,21 @@ STEPS = (
 
 def _step(statement: str) -> str:
     return next((name for needle, name in STEPS if needle in statement), "other sql")
+
+
+class _TimedLexical:
+    """Stands in for runtime.lexical_index and records the in-process BM25 time (its SQL excluded: events time that)."""
+
+    def __init__(self, inner: LexicalIndexes, record: Any, sql_ms: Any) -> None:
+        self._inner, self._record, self._sql_ms = inner, record, sql_ms
+
+    def scores(self, session: Any, query: Any) -> Any:
+        started, sql_before = time.perf_counter(), self._sql_ms()
+        try:
+            return self._inner.scores(session, query)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000 - (self._sql_ms() - sql_before)
+            self._record("lexical BM25 (in process)", elapsed_ms / 1000)
 
 
 class _TimedQueries:
@@ -57,6 +77,9 @@ def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
     def record(step: str, seconds: float) -> None:
         per_request[step] += seconds * 1000
 
+    def sql_ms() -> float:
+        return sum(ms for step, ms in per_request.items() if step != "query embedding")
+
     def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         conn.info["loci_profile_started"] = time.perf_counter()
 
@@ -69,6 +92,8 @@ def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
         grow_to(client, memories, 0)
         analyze(runtime)
         runtime.queries = _TimedQueries(runtime.queries, record)  # type: ignore[assignment]
+        if runtime.lexical_index is not None:
+            runtime.lexical_index = _TimedLexical(runtime.lexical_index, record, sql_ms)  # type: ignore[assignment]
         event.listen(runtime.engine, "before_cursor_execute", before)
         event.listen(runtime.engine, "after_cursor_execute", after)
         questions = distinct_queries(n_queries + 20, seed=memories)

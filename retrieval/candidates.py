@@ -17,6 +17,12 @@ ANY_TERM_QUERY = "CAST(replace(CAST(plainto_tsquery('english', :qtext) AS text),
 """The query's stemmed terms OR-ed: a question rarely shares every word with its answer."""
 
 
+PROPOSED_ROWS = "proposed AS MATERIALIZED (SELECT * FROM memories WHERE id = ANY(:ids))"
+"""The proposed rows by primary key, then the filter on just those: left to itself the planner ANDs the
+primary-key bitmap with the scope index's, which reads every row id of the scope (1.5 ms at 10k of a
+100k tenant, and growing with the scope)."""
+
+
 def _vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
 
@@ -57,9 +63,10 @@ def filtered_cosines(session: Session, query: SearchQuery, ids: list[Any]) -> di
     rows = session.execute(
         text(
             f"""
+            WITH {PROPOSED_ROWS}
             SELECT m.id, 1 - (m.embedding <=> CAST(:qvec AS vector)) AS cosine
-            FROM memories m
-            WHERE m.id = ANY(:ids) AND {where}
+            FROM proposed m
+            WHERE {where}
             """
         ),
         {**params, "qvec": _vector_literal(query.embedding), "ids": ids},

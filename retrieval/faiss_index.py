@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from retrieval.candidates import _vector_literal, dense_candidates
+from retrieval.candidates import PROPOSED_ROWS, _vector_literal, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import ScopeCache, ScopeKey, scope_sql, scope_stamp
@@ -92,9 +92,10 @@ class FaissIndexes:
             rows = session.execute(
                 text(
                     f"""
+                    WITH {PROPOSED_ROWS}
                     SELECT m.id, m.embedding <=> CAST(:qvec AS vector) AS distance
-                    FROM memories m
-                    WHERE m.id = ANY(:ids) AND {where} AND m.embedding IS NOT NULL
+                    FROM proposed m
+                    WHERE {where} AND m.embedding IS NOT NULL
                     ORDER BY distance, m.seq
                     LIMIT :limit
                     """

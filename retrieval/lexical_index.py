@@ -34,6 +34,22 @@ K1 = 1.2
 B = 0.75
 
 
+@dataclass(frozen=True)
+class _Derived:
+    """What every query of an unchanged scope shares, computed once after each change of the scope.
+
+    `ids` is a snapshot (appends go to the lexicon's own list), so a query holds it without a copy.
+    """
+
+    ids: list[Any]
+    position: dict[Any, int]
+    neighbours: np.ndarray  # n x (2w+1) positions of each memory's window, padded with n
+    norm_content: np.ndarray  # BM25 length normalisation of each memory's text
+    norm_context: np.ndarray  # ... and of its window
+    by_speaker_word: dict[str, np.ndarray]  # positions of the memories whose speaker's name has the word
+    types: np.ndarray
+
+
 @dataclass
 class ScopeLexicon:
     """BM25 statistics of one scope. Rows are appended in seq order; derived arrays are rebuilt lazily."""
@@ -46,10 +62,10 @@ class ScopeLexicon:
     speakers: list[frozenset[str]] = field(default_factory=list)
     order: list[tuple[float, int]] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
-    postings: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    postings: dict[str, tuple[np.ndarray | list[int], np.ndarray | list[int]]] = field(default_factory=dict)
     max_seq: int = 0
     max_updated: datetime | None = None
-    _arrays: tuple[np.ndarray, np.ndarray] | None = None
+    _derived: _Derived | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, rows: list[Any]) -> None:
@@ -64,8 +80,10 @@ class ScopeLexicon:
                 counts[term] = counts.get(term, 0) + 1
             for term, tf in counts.items():
                 docs, tfs = self.postings.setdefault(term, ([], []))
-                docs.append(position)
-                tfs.append(tf)
+                if isinstance(docs, np.ndarray):  # frozen by a query since the last append
+                    docs, tfs = self.postings[term] = (docs.tolist(), tfs.tolist())
+                docs.append(position)  # type: ignore[union-attr]
+                tfs.append(tf)  # type: ignore[union-attr]
             self.ids.append(row.id)
             self.types.append(row.type)
             self.agents.append(row.agent_id)
@@ -76,12 +94,11 @@ class ScopeLexicon:
             self.max_seq = max(self.max_seq, row.seq)
             if self.max_updated is None or row.updated_at > self.max_updated:
                 self.max_updated = row.updated_at
-        self._arrays = None
+        self._derived = None
 
-    def _neighbours(self) -> tuple[np.ndarray, np.ndarray]:
-        """(n x (2w+1) positions of each memory's window, padded with n; lengths with a 0 pad at n)."""
-        if self._arrays is not None:
-            return self._arrays
+    def derived(self) -> _Derived:
+        if self._derived is not None:
+            return self._derived
         n, w = len(self.ids), self.window
         neighbours = np.full((n, 2 * w + 1), n, dtype=np.int64)
         neighbours[:, w] = np.arange(n)
@@ -100,37 +117,73 @@ class ScopeLexicon:
                 else:
                     neighbours[ordered[-offset:], w + offset] = ordered[:offset]
         lengths = np.append(np.asarray(self.lengths, dtype=np.float64), 0.0)
-        self._arrays = (neighbours, lengths)
-        return self._arrays
+        window_lengths = lengths[neighbours].sum(axis=1)
+        speaker_words: dict[str, list[int]] = {}
+        for position, name in enumerate(self.speakers):
+            for word in name:
+                speaker_words.setdefault(word, []).append(position)
+        self._derived = _Derived(
+            ids=list(self.ids),
+            position={memory_id: i for i, memory_id in enumerate(self.ids)},
+            neighbours=neighbours,
+            norm_content=K1 * (1 - B + B * lengths[:n] / max(lengths[:n].mean(), 1.0)) if n else np.zeros(0),
+            norm_context=K1 * (1 - B + B * window_lengths / max(window_lengths.mean(), 1.0)) if n else np.zeros(0),
+            by_speaker_word={word: np.asarray(positions) for word, positions in speaker_words.items()},
+            types=np.asarray(self.types, dtype=object),
+        )
+        return self._derived
+
+    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The term's (positions, term frequencies) as arrays, converted once until the next append."""
+        posting = self.postings.get(term)
+        if posting is None:
+            return None
+        docs, tfs = posting
+        if not isinstance(docs, np.ndarray):
+            docs, tfs = np.asarray(docs, dtype=np.int64), np.asarray(tfs, dtype=np.float64)
+            self.postings[term] = (docs, tfs)
+        return docs, tfs  # type: ignore[return-value]
 
     def scores(self, query_text: str) -> dict[str, np.ndarray]:
-        """Every view's score of every memory for the query, in index order."""
+        """Every view's score of every memory for the query, in index order.
+
+        Only the memories that contain a term (or whose window does) get a term's score: the
+        others' BM25 for it is exactly 0, so skipping them changes no value but costs O(postings)
+        instead of O(scope) per term.
+        """
         n = len(self.ids)
-        asked = name_words(query_text)
-        speaker = np.fromiter((bool(name & asked) for name in self.speakers), dtype=np.float64, count=n)
-        if n == 0:
-            return {"content": np.zeros(0), "context": np.zeros(0), "speaker": speaker}
-        neighbours, lengths = self._neighbours()
-        window_lengths = lengths[neighbours].sum(axis=1)
+        derived = self.derived()
+        speaker = np.zeros(n)
+        for word in name_words(query_text):
+            if word in derived.by_speaker_word:
+                speaker[derived.by_speaker_word[word]] = 1.0
         content, context = np.zeros(n), np.zeros(n)
-        norm_content = K1 * (1 - B + B * lengths[:n] / max(lengths[:n].mean(), 1.0))
-        norm_context = K1 * (1 - B + B * window_lengths / max(window_lengths.mean(), 1.0))
+        if n == 0:
+            return {"content": content, "context": context, "speaker": speaker}
+        tf = np.zeros(n + 1)  # scratch: one term's frequencies, position n is the window padding
+        in_window = np.zeros(n + 1, dtype=bool)  # scratch: the memories whose window holds the term
         for term in tokenize(query_text):
-            if term not in self.postings:
+            posting = self._posting(term)
+            if posting is None:
                 continue
-            docs, tfs = self.postings[term]
-            tf = np.zeros(n + 1)
+            docs, tfs = posting
+            content[docs] += _bm25(tfs, derived.norm_content[docs], len(docs), n)
+            # Windows are symmetric (j in i's window iff i in j's), so the memories whose window
+            # holds the term are the windows of the memories that hold it.
+            in_window[derived.neighbours[docs]] = True
+            reached = np.flatnonzero(in_window[:n])
+            in_window[:] = False
             tf[docs] = tfs
-            content += _bm25(tf[:n], norm_content, len(docs), n)
-            window_tf = tf[neighbours].sum(axis=1)
-            context += _bm25(window_tf, norm_context, int(np.count_nonzero(window_tf)), n)
+            window_tf = tf[derived.neighbours[reached]].sum(axis=1)
+            tf[docs] = 0.0
+            context[reached] += _bm25(window_tf, derived.norm_context[reached], len(reached), n)
         return {"content": content, "context": context, "speaker": speaker}
 
     def allowed(self, query: SearchQuery) -> np.ndarray:
         """The cheap part of the query's filter (type, agent, session); SQL applies all of it later."""
         mask = np.ones(len(self.ids), dtype=bool)
         if query.types:
-            mask &= np.isin(np.asarray(self.types, dtype=object), list(query.types))
+            mask &= np.isin(self.derived().types, list(query.types))
         if query.agent_id is not None:
             mask &= np.fromiter((a == query.agent_id for a in self.agents), dtype=bool, count=len(self.agents))
         if query.session_id is not None:
@@ -150,6 +203,7 @@ class LexicalScores:
     ids: list[Any]
     views: dict[str, np.ndarray]
     allowed: np.ndarray
+    position: dict[Any, int]
 
     def top(self, view: str, limit: int) -> list[Any]:
         scores = np.where(self.allowed, self.views[view], 0.0)
@@ -164,8 +218,7 @@ class LexicalScores:
 
     def of(self, memory_ids: list[Any]) -> dict[str, np.ndarray]:
         """Each view's scores of `memory_ids` (0 for a memory the index has not seen yet)."""
-        position = {memory_id: i for i, memory_id in enumerate(self.ids)}
-        pick = np.asarray([position.get(m, -1) for m in memory_ids], dtype=np.int64)
+        pick = np.asarray([self.position.get(m, -1) for m in memory_ids], dtype=np.int64)
         known = pick >= 0
         return {name: np.where(known, scores[pick], 0.0) for name, scores in self.views.items()}
 
@@ -196,7 +249,9 @@ class LexicalIndexes:
         if lexicon is None:
             return None
         with lexicon.lock:  # appends from a concurrent refresh wait: lists and arrays stay one size
-            return LexicalScores(list(lexicon.ids), lexicon.scores(query.text), lexicon.allowed(query))
+            views, allowed = lexicon.scores(query.text), lexicon.allowed(query)
+            derived = lexicon.derived()
+            return LexicalScores(derived.ids, views, allowed, derived.position)
 
     def _refresh(self, session: Session, key: ScopeKey, previous: ScopeLexicon | None) -> ScopeLexicon | None:
         where, params = scope_sql(key, embedded_only=False)

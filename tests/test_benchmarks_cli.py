@@ -2,12 +2,14 @@
 
 import json
 
+import numpy as np
 from typer.testing import CliRunner
 
 from app.cli import _mount_optional, cli
 from benchmarks.cli import _emit, _table
 from benchmarks.common import latency_summary, percentile
 from benchmarks.corpus import distinct_queries
+from benchmarks.scale import generated_vectors, user_of
 from benchmarks.search import _recall
 
 
@@ -15,7 +17,7 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
     _mount_optional()
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "search", "concurrency", "memory", "cpu", "all"):
+    for command in ("ingest", "search", "concurrency", "memory", "cpu", "profile", "scale", "all"):
         assert command in result.output
 
 
@@ -36,3 +38,14 @@ def test_output_is_one_json_object_or_a_markdown_table(capsys) -> None:  # type:
     _emit("search", rows, md=False)
     assert json.loads(capsys.readouterr().out) == {"search": rows}
     assert _table(rows).splitlines() == ["| mode | p95_ms |", "|---|---|", "| faiss | 9.5 |", "| pgvector | 12.0 |"]
+
+
+def test_scale_vectors_are_unit_and_cluster_round_their_centres() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((3, 384)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = generated_vectors(centres, 500, np.random.default_rng(2))
+    assert vectors.shape == (500, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    nearest = (vectors @ centres.T).max(axis=1)
+    assert nearest.min() > 0.9  # near one centre, not spread over the sphere
+    assert [user_of(i, 10) for i in (0, 9, 10, 25)] == ["bench", "bench", "bench-1", "bench-2"]

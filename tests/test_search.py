@@ -158,3 +158,14 @@ def test_stopword_only_query_uses_dense(client: TestClient) -> None:
     response = client.post("/v1/search", json={"query": "what is the", "user_id": "u1"})
     assert response.status_code == 200
     assert len(response.json()["results"]) == 10
+
+
+def test_each_hit_counts_as_a_use_and_shows_the_count_before_it(client: TestClient) -> None:
+    ids = _load(client, user_id="u-access")
+    first = client.post("/v1/search", json={"query": "Tom marathon", "user_id": "u-access", "k": 3}).json()["results"]
+    assert [r["access_count"] for r in first] == [0, 0, 0]  # the rows as found, before this use
+    second = client.post("/v1/search", json={"query": "Tom marathon", "user_id": "u-access", "k": 3}).json()["results"]
+    assert [r["id"] for r in second] == [r["id"] for r in first]
+    assert [r["access_count"] for r in second] == [1, 1, 1] and all(r["last_accessed_at"] for r in second)
+    never_hit = set(ids) - {r["id"] for r in first}
+    assert all(client.get(f"/v1/memories/{i}").json()["access_count"] == 0 for i in never_hit)
