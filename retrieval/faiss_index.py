@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from retrieval.candidates import PROPOSED_ROWS, _vector_literal, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import ScopeCache, ScopeKey, scope_sql, scope_stamp
+from retrieval.scope_cache import ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
 
 # Concurrent requests are the parallelism on a 2-core server; OpenMP inside one small search only adds overhead.
 faiss.omp_set_num_threads(1)
@@ -108,7 +108,7 @@ class FaissIndexes:
                 return dense_candidates(session, query, limit, ef_search)
             fetch = min(size, fetch * 4)
 
-    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None) -> _Built | None:
+    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built | None:
         return self._build(*_load_vectors(session, key))
 
     def _build(self, ids: list[Any], vectors: np.ndarray) -> _Built | None:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from memory_types.content import indexed_text
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import ScopeCache, ScopeKey, scope_sql, scope_stamp
+from retrieval.scope_cache import ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
 from retrieval.tokens import name_words, tokenize
 
 K1 = 1.2
@@ -253,9 +253,11 @@ class LexicalIndexes:
             derived = lexicon.derived()
             return LexicalScores(derived.ids, views, allowed, derived.position)
 
-    def _refresh(self, session: Session, key: ScopeKey, previous: ScopeLexicon | None) -> ScopeLexicon | None:
+    def _refresh(
+        self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp
+    ) -> ScopeLexicon | None:
         where, params = scope_sql(key, embedded_only=False)
-        count = session.execute(text(f"SELECT count(*) FROM memories WHERE {where}"), params).scalar_one()
+        count = stamp[0]
         if count > self._max_docs:
             return None
         if previous is not None:

@@ -55,13 +55,14 @@ class _Entry(Generic[Built]):
 
 
 class ScopeCache(Generic[Built]):
-    """`stamp(session, key)` says whether a scope changed; `refresh(session, key, previous)` builds
-    its index anew, or updates `previous` in place of a rebuild where it can."""
+    """`stamp(session, key)` says whether a scope changed; `refresh(session, key, previous, stamp)`
+    builds its index anew, or updates `previous` in place of a rebuild where it can (the new stamp,
+    whose first element is the scope's row count, comes along so it need not be counted again)."""
 
     def __init__(
         self,
         stamp: Callable[[Session, ScopeKey], Stamp],
-        refresh: Callable[[Session, ScopeKey, Built | None], Built | None],
+        refresh: Callable[[Session, ScopeKey, Built | None, Stamp], Built | None],
         max_scopes: int,
         recheck_seconds: float,
     ) -> None:
@@ -93,7 +94,7 @@ class ScopeCache(Generic[Built]):
                 return entry.built
             stamp = self._stamp(session, key)  # before loading: a write landing in between makes the next check refresh
             if stamp != entry.stamp:
-                entry.built, entry.stamp = self._refresh(session, key, entry.built), stamp
+                entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
                 self.refreshes += 1
             entry.generation, entry.checked_at = generation, time.monotonic()
             return entry.built
