@@ -286,6 +286,7 @@ def add(
     from app.api.schemas import MemoryCreate
     from app.db.tenancy import tenant_session
     from app.services.memory_store import create_memories
+    from app.services.tenants import Principal
 
     try:
         item = MemoryCreate(type=type, content=content, user_id=user_id, session_id=session_id)  # type: ignore[arg-type]
@@ -294,7 +295,7 @@ def add(
         raise typer.Exit(2) from None
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
-        with tenant_session(runtime, tenant_id) as session:
+        with tenant_session(runtime, Principal.local(tenant_id)) as session:
             [memory_id] = create_memories(
                 session, tenant_id, [item], runtime.embedder, "cli", runtime.settings.near_duplicate_threshold
             )
@@ -313,10 +314,11 @@ def search(
     """Search memories and print the results as JSON lines."""
     from app.api.schemas import SearchRequest
     from app.services.searching import run_search
+    from app.services.tenants import Principal
 
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
-        response = run_search(runtime, tenant_id, SearchRequest(query=query, user_id=user_id, k=k))
+        response = run_search(runtime, Principal.local(tenant_id), SearchRequest(query=query, user_id=user_id, k=k))
     finally:
         runtime.close()
     for result in response.results:

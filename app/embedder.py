@@ -116,11 +116,16 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed texts (blocking); returns an array of shape (len(texts), dim)."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.submit(texts).result()
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        """Queue texts for embedding and return at once, so the caller can do other work meanwhile."""
         request = _Request(list(texts))
+        if not texts:
+            request.future.set_result(np.zeros((0, self.dim), dtype=np.float32))
+            return request.future
         self._queue.put(request)
-        return request.future.result()
+        return request.future
 
     def close(self) -> None:
         self._queue.put(None)

@@ -6,6 +6,7 @@ skips the model call that otherwise dominates search latency.
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -25,18 +26,35 @@ class QueryEmbeddings:
 
     def embed(self, query: str) -> np.ndarray:
         """The query's vector (read-only: it is shared by every caller asking the same)."""
+        return self.submit(query).result()
+
+    def submit(self, query: str) -> Future[np.ndarray]:
+        """The query's vector as a future: a search reads its lexical side while the model runs."""
         with self._lock:
             vector = self._cache.get(query)
             if vector is not None:
                 self._cache.move_to_end(query)
                 self.hits += 1
-                return vector
+                done: Future[np.ndarray] = Future()
+                done.set_result(vector)
+                return done
             self.misses += 1
-        vector = self._embedder.embed([query])[0]
+        batch = self._embedder.submit([query])
+        answer: Future[np.ndarray] = Future()
+        batch.add_done_callback(lambda finished: self._settle(query, finished, answer))
+        return answer
+
+    def _settle(self, query: str, batch: Future[np.ndarray], answer: Future[np.ndarray]) -> None:
+        """Runs in the embedder's thread once the model call ends: cache the vector, then hand it over."""
+        error = batch.exception()
+        if error is not None:
+            answer.set_exception(error)
+            return
+        vector = batch.result()[0]
         vector.flags.writeable = False
         if self._size:
             with self._lock:
                 self._cache[query] = vector
                 while len(self._cache) > self._size:
                     self._cache.popitem(last=False)
-        return vector
+        answer.set_result(vector)

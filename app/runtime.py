@@ -5,7 +5,7 @@ module-level state.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +18,7 @@ from app.jobs.embedding_worker import EmbeddingWorker
 from app.jobs.queue import JobQueue, libpq_url
 from app.metrics import Metrics
 from app.query_cache import QueryEmbeddings
+from app.services.key_cache import KeyCache
 from app.services.tenants import ensure_bootstrap_key
 from app.settings import Settings
 from app.vector_changes import notify_vector_changes
@@ -39,6 +40,7 @@ class Runtime:
     dense_index: FaissIndexes | None = None
     lexical_index: LexicalIndexes | None = None
     embedding_worker: EmbeddingWorker | None = None
+    key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
 
     def close(self) -> None:
         if self.embedding_worker is not None:
@@ -95,7 +97,9 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
     metrics = Metrics(sessions, settings.metrics_db_min_interval_s)
     embedder.on_batch = metrics.observe_embedding_batch
     queries = QueryEmbeddings(embedder, settings.query_cache_size)
-    runtime = Runtime(settings, engine, sessions, embedder, jobs, queries, metrics)
+    runtime = Runtime(
+        settings, engine, sessions, embedder, jobs, queries, metrics, key_cache=KeyCache(settings.api_key_cache_size)
+    )
     _start_performance_parts(runtime)
     if settings.worker_in_process:
         jobs.start_worker(runtime)

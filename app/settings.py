@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Requests per second one API key may sustain, per process; 0 = no limit."
     )
     rate_limit_burst: int = Field(default=200, ge=1, description="Requests one API key may make at once.")
+    api_key_cache_size: int = Field(
+        default=1024,
+        ge=0,
+        description="API keys whose principal stays in memory (LRU). Each request still re-checks its key in its "
+        "transaction's first statement, so revocation is immediate; 0 = a separate key lookup per request.",
+    )
     log_content: bool = Field(
         default=False, description="Write memory content and search queries into logs (they are private data)."
     )

@@ -37,10 +37,11 @@ def search(
 ) -> list[Hit]:
     """`dense_index` given: FAISS proposes the dense candidates instead of pgvector (same filters either way)."""
     limit = max(query.k * params.overfetch, params.min_candidates)
+    # Lexical first: it needs only the text, so it runs while the query vector may still be computed.
+    lexical = lexical_index.scores(session, query) if lexical_index is not None else None
     dense_source = dense_index.candidates if dense_index is not None else dense_candidates
     dense = dense_source(session, query, limit, params.ef_search)
     keys = key_candidates(session, query, limit) if params.use_keys else []
-    lexical = lexical_index.scores(session, query) if lexical_index is not None else None
     if lexical is None:
         return _rank_fusion(dense, lexical_candidates(session, query, limit), keys, query.k, params)
     return _score_fusion(session, query, params, dense, lexical, keys, limit)

@@ -1,6 +1,7 @@
 """What a search asks for, independent of how it arrived (REST, SDK, CLI, eval)."""
 
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 class SearchQuery:
     tenant_id: uuid.UUID
     text: str
-    embedding: np.ndarray
+    vector: "np.ndarray | Future[np.ndarray]"
     k: int = 10
     user_id: str | None = None
     agent_id: str | None = None
@@ -23,6 +24,12 @@ class SearchQuery:
     include_superseded: bool = False
     min_trust: float | None = None
     exclude_flagged: bool = False
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The query vector, waiting for the model if it still runs: given as a future, the model call
+        overlaps the search's work that needs only the text (the tenant wall, BM25)."""
+        return self.vector.result() if isinstance(self.vector, Future) else self.vector
 
 
 @dataclass(frozen=True)

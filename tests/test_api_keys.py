@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from app.runtime import Runtime
 from app.services.tenants import authenticate, create_tenant_with_key
@@ -50,6 +51,36 @@ def test_admin_creates_lists_and_revokes_keys(app, client: TestClient) -> None: 
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
     again = client.delete(f"/v1/admin/keys/{key_id}")
     assert again.status_code == 200 and again.json()["revoked_at"] == revoked.json()["revoked_at"]
+
+
+def test_a_key_revoked_elsewhere_is_refused_at_once_though_cached(app, client: TestClient, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    """Another process revokes the key (here: straight in the database); this process has its
+    principal cached, and every router still refuses it on the next request, writing nothing."""
+    key_id, key = _new_key(client, "read", "write", "admin")
+    requests = [
+        ("GET", "/v1/memories", None),
+        ("POST", "/v1/search", {"query": "anything", "user_id": "revoked-u"}),
+        ("POST", "/v1/memories", {"content": "must not be stored", "user_id": "revoked-u"}),
+        ("POST", "/v1/messages", {"user_id": "revoked-u", "messages": [{"role": "user", "content": "no"}]}),
+        ("GET", f"/v1/memories/{uuid.uuid4()}", None),
+        ("GET", f"/v1/jobs/{uuid.uuid4()}", None),
+        ("POST", "/v1/jobs/consolidate", {"user_id": "revoked-u"}),
+        ("GET", "/v1/stats", None),
+        ("GET", "/v1/users/revoked-u/footprint", None),
+        ("GET", "/v1/admin/keys", None),
+        ("GET", "/v1/admin/export", None),
+        ("DELETE", "/v1/users/revoked-u", None),
+    ]
+    with TestClient(app, headers=_bearer(key)) as holder:
+        assert holder.get("/v1/memories").status_code == 200  # now cached
+        with runtime.sessions.begin() as session:
+            session.execute(text("UPDATE api_keys SET revoked_at = now() WHERE id = :id"), {"id": key_id})
+        for method, path, body in requests:
+            response = holder.request(method, path, json=body)
+            assert response.status_code == 401, (method, path, response.status_code, response.text)
+            assert response.json()["error"]["code"] == "unauthorized"
+    stored = client.get("/v1/memories", params={"user_id": "revoked-u"}).json()
+    assert stored["memories"] == []
 
 
 def test_key_requests_that_fail(client: TestClient) -> None:

@@ -18,7 +18,7 @@ def _tenant(runtime: Runtime, client: TestClient):  # type: ignore[no-untyped-de
 
 
 def _scores(runtime: Runtime, indexes: LexicalIndexes, tenant_id, text: str, **filters) -> LexicalScores:  # type: ignore[no-untyped-def]
-    query = SearchQuery(tenant_id=tenant_id, text=text, embedding=np.zeros(1), user_id="u", **filters)
+    query = SearchQuery(tenant_id=tenant_id, text=text, vector=np.zeros(1), user_id="u", **filters)
     with runtime.sessions.begin() as session:
         scores = indexes.scores(session, query)
     assert scores is not None

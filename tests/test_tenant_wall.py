@@ -13,7 +13,7 @@ from app.db import migrate
 from app.db.engine import make_sessionmaker
 from app.db.tenancy import APP_ROLE, confined_session, tenant_session
 from app.runtime import Runtime
-from app.services.tenants import authenticate
+from app.services.tenants import Principal, authenticate
 
 TENANT_TABLES = ("api_keys", "memories", "memory_events")
 
@@ -41,7 +41,7 @@ def test_unfiltered_reads_see_only_the_transactions_tenant(runtime: Runtime, two
     with runtime.sessions() as session:  # the connecting role bypasses the wall: both tenants are there
         everyone = set(session.scalars(text("SELECT tenant_id FROM memories")))
     assert {a, b} <= everyone
-    with tenant_session(runtime, a) as session:
+    with tenant_session(runtime, Principal.local(a)) as session:
         assert session.scalar(text("SELECT current_user")) == APP_ROLE
         for table in TENANT_TABLES:
             seen = set(session.scalars(text(f"SELECT tenant_id FROM {table}")))
@@ -56,7 +56,7 @@ def test_unfiltered_writes_cannot_touch_another_tenant(runtime: Runtime, two_ten
     with runtime.sessions() as session:
         b_events = session.scalar(count_events, {"id": b_memory})
     assert b_events > 0
-    with tenant_session(runtime, a) as session:
+    with tenant_session(runtime, Principal.local(a)) as session:
         assert session.execute(text("UPDATE memories SET content = 'pwned'")).rowcount == 1  # A's own row only
         assert session.execute(text("DELETE FROM memory_events WHERE memory_id = :id"), {"id": b_memory}).rowcount == 0
         assert session.execute(text("DELETE FROM memories WHERE id = :id"), {"id": b_memory}).rowcount == 0
@@ -73,7 +73,7 @@ def test_unfiltered_writes_cannot_touch_another_tenant(runtime: Runtime, two_ten
         "INSERT INTO memory_events (tenant_id, memory_id, op) VALUES (:b, :a_memory, 'forged')",
     ):
         with pytest.raises(DBAPIError, match="row-level security"):
-            with tenant_session(runtime, a) as session:
+            with tenant_session(runtime, Principal.local(a)) as session:
                 session.execute(text(statement), {"b": b, "a_memory": a_memory})
 
 

@@ -1,6 +1,6 @@
 """Request dependencies: the runtime and the caller's identity.
 
-Handlers open their own transaction (`with tenant_session(runtime, principal.tenant_id)`, which also
+Handlers open their own transaction (`with tenant_session(runtime, principal)`, which also
 puts it behind the tenant wall) so the commit happens before the response is sent: an acknowledged
 write is a committed write.
 """
@@ -8,11 +8,13 @@ write is a committed write.
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from app.api.ratelimit import RateLimiter, retry_after
+from app.db.tenancy import UNKNOWN_KEY
 from app.errors import ApiError
 from app.runtime import Runtime
-from app.services.tenants import Principal, authenticate
+from app.services.tenants import Principal, authenticate, hash_key
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -20,21 +22,34 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_principal(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
+async def get_principal(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
+    """The caller's principal. A key seen recently comes from memory (app.services.key_cache) and is
+    re-checked by the request's own transaction; an unseen key is looked up first."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
-    return authenticate_key(request, runtime, key.strip())
+    key_hash = hash_key(key.strip())
+    principal = runtime.key_cache.get(key_hash)
+    if principal is None:
+        principal = await run_in_threadpool(look_up_key, runtime, key.strip())
+        runtime.key_cache.put(key_hash, principal)
+    _check_rate(request.app.state.rate_limiter, principal)
+    return principal
 
 
 def authenticate_key(request: Request, runtime: Runtime, key: str) -> Principal:
-    """The key's principal, rate-limited like every API call; shared with the web browser (app.ui)."""
+    """The key's principal from the database, rate-limited like every API call (the web browser, app.ui)."""
+    principal = look_up_key(runtime, key)
+    _check_rate(request.app.state.rate_limiter, principal)
+    return principal
+
+
+def look_up_key(runtime: Runtime, key: str) -> Principal:
     with runtime.sessions() as session:
         principal = authenticate(session, key)
     if principal is None:
-        raise ApiError(401, "unknown or revoked API key")
-    _check_rate(request.app.state.rate_limiter, principal)
+        raise ApiError(401, UNKNOWN_KEY)
     return principal
 
 

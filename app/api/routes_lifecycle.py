@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["lifecycle"])
 
 @router.post("/memories/{memory_id}/feedback", response_model=MemoryOut, summary="Record a procedure's outcome")
 def procedure_feedback(memory_id: uuid.UUID, body: Feedback, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         memory = lifecycle.record_feedback(session, principal.tenant_id, memory_id, body, f"key:{principal.key_id}")
         return memory_out(memory)
 
@@ -25,13 +25,13 @@ def procedure_feedback(memory_id: uuid.UUID, body: Feedback, runtime: RuntimeDep
     "/memories/{memory_id}/restore", response_model=MemoryOut, summary="Bring back an archived or deleted memory"
 )
 def restore_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         return memory_out(lifecycle.restore(session, principal.tenant_id, memory_id, f"key:{principal.key_id}"))
 
 
 @router.delete("/users/{user_id:path}", response_model=DeletedCount, summary="Hard-delete everything of one user")
 def delete_user(user_id: str, runtime: RuntimeDep, principal: Writer) -> DeletedCount:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         return DeletedCount(deleted=lifecycle.hard_delete_scope(session, principal.tenant_id, {"user_id": user_id}))
 
 
@@ -44,5 +44,5 @@ def delete_scope(
     session_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> DeletedCount:
     scope = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         return DeletedCount(deleted=lifecycle.hard_delete_scope(session, principal.tenant_id, scope))

@@ -29,6 +29,7 @@ from app.errors import ApiError
 from app.logs import content_fields
 from app.services import memory_store
 from app.services.limits import check_batch_size, check_memory_sizes
+from app.services.tenants import Principal
 from memory_types import MemoryType
 
 router = APIRouter(prefix="/v1", tags=["memories"])
@@ -68,15 +69,16 @@ def _parse_create(body: Any, runtime: RuntimeDep) -> tuple[list[MemoryCreate], b
 )
 async def create_memories(request: Request, runtime: RuntimeDep, principal: Writer) -> IdsResponse:
     items, _ = _parse_create(await _json_body(request), runtime)
-    return await _store(runtime, principal.tenant_id, items, f"key:{principal.key_id}")
+    return await _store(runtime, principal, items, f"key:{principal.key_id}")
 
 
-async def _store(runtime: RuntimeDep, tenant_id: uuid.UUID, items: list[MemoryCreate], actor: str) -> IdsResponse:
+async def _store(runtime: RuntimeDep, principal: Principal, items: list[MemoryCreate], actor: str) -> IdsResponse:
+    tenant_id = principal.tenant_id
     # Large batches return once committed; the embedding worker embeds them (lexical search sees them at once).
     embed = len(items) < runtime.settings.async_embed_batch_min
 
     def work() -> list[uuid.UUID]:
-        with tenant_session(runtime, tenant_id) as session:
+        with tenant_session(runtime, principal) as session:
             return memory_store.create_memories(
                 session,
                 tenant_id,
@@ -109,19 +111,19 @@ async def create_messages(payload: MessagesCreate, runtime: RuntimeDep, principa
     check_batch_size(len(payload.messages), runtime.settings)
     check_memory_sizes([(m.content, None) for m in payload.messages], runtime.settings, batched=True)
     items = memory_store.messages_to_memories(payload)
-    return await _store(runtime, principal.tenant_id, items, f"key:{principal.key_id}")
+    return await _store(runtime, principal, items, f"key:{principal.key_id}")
 
 
 @router.get("/memories/{memory_id}", response_model=MemoryOut)
 def get_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Reader) -> MemoryOut:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         return memory_out(memory_store.get_memory(session, principal.tenant_id, memory_id))
 
 
 @router.patch("/memories/{memory_id}", response_model=MemoryOut)
 def patch_memory(memory_id: uuid.UUID, patch: MemoryPatch, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
     check_memory_sizes([(patch.content, patch.metadata)], runtime.settings, batched=False)
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         memory = memory_store.update_memory(
             session, principal.tenant_id, memory_id, patch, runtime.embedder, f"key:{principal.key_id}"
         )
@@ -130,7 +132,7 @@ def patch_memory(memory_id: uuid.UUID, patch: MemoryPatch, runtime: RuntimeDep, 
 
 @router.delete("/memories/{memory_id}", response_model=DeleteResponse)
 def delete_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Writer, hard: bool = False) -> DeleteResponse:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         memory_store.delete_memory(session, principal.tenant_id, memory_id, hard, f"key:{principal.key_id}")
     return DeleteResponse(id=memory_id, deleted="hard" if hard else "soft")
 
@@ -148,13 +150,13 @@ def list_memories(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MemoryPage:
     filters = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id, "type": type.value if type else None}
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         memories, next_cursor = memory_store.list_memories(session, principal.tenant_id, filters, status, limit, cursor)
         return MemoryPage(memories=[memory_out(m) for m in memories], next_cursor=next_cursor)
 
 
 @router.get("/memories/{memory_id}/history", response_model=HistoryResponse)
 def memory_history(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Reader) -> HistoryResponse:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         events = memory_store.memory_history(session, principal.tenant_id, memory_id)
         return HistoryResponse(events=[EventOut.model_validate(e, from_attributes=True) for e in events])

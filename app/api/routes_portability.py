@@ -68,11 +68,15 @@ def export(
     session_id: ScopePart = None,
 ) -> StreamingResponse:
     scope = Scope(user_id, agent_id, session_id)
+    with tenant_session(runtime, principal):  # the key re-checked now: the stream's own check comes after the 200
+        pass
     log.info("export", extra={"tenant_id": str(principal.tenant_id), "key_id": str(principal.key_id)})
 
     def body() -> Iterator[bytes]:
         sessions = snapshot_sessions(runtime.engine)
-        with confined_session(sessions, principal.tenant_id, runtime.settings.request_timeout_s) as session:
+        with confined_session(
+            sessions, principal.tenant_id, runtime.settings.request_timeout_s, principal.key_id
+        ) as session:
             model = runtime.embedder
             yield from _chunks(
                 export_lines(export_records(session, principal.tenant_id, scope, model.model_name, model.dim))
@@ -106,7 +110,7 @@ async def import_file(
     target = TargetModel(runtime.embedder.model_name, runtime.embedder.dim, runtime.embedder.embed)
 
     def work() -> ImportSummary:
-        with tenant_session(runtime, principal.tenant_id) as session:
+        with tenant_session(runtime, principal) as session:
             summary = import_lines(session, principal.tenant_id, body.split(b"\n"), target, on_conflict, deadline)
             deadline()
             return summary

@@ -16,6 +16,6 @@ router = APIRouter(prefix="/v1", tags=["privacy"])
 def footprint(
     user_id: Annotated[str, Path(min_length=1, max_length=200)], runtime: RuntimeDep, principal: Reader
 ) -> Footprint:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         counts = user_footprint(session, principal.tenant_id, user_id)
     return Footprint(user_id=user_id, counts=FootprintCounts(**counts))

@@ -11,4 +11,4 @@ router = APIRouter(prefix="/v1", tags=["search"])
 
 @router.post("/search", response_model=SearchResponse, summary="Hybrid dense + lexical search within a scope")
 def search_memories(body: SearchRequest, runtime: RuntimeDep, principal: Reader) -> SearchResponse:
-    return run_search(runtime, principal.tenant_id, body)
+    return run_search(runtime, principal, body)

@@ -23,5 +23,5 @@ def stats(
     principal: Reader,
     user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Stats:
-    with tenant_session(runtime, principal.tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         return Stats(**memory_stats(session, principal.tenant_id, user_id))

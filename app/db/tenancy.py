@@ -12,37 +12,65 @@ sessions, which keep the connecting role.
 
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import ApiError
+
 if TYPE_CHECKING:
     from app.runtime import Runtime
+    from app.services.tenants import Principal
 
 APP_ROLE = "loci_app"
+UNKNOWN_KEY = "unknown or revoked API key"
 
-_ENTER = text(
-    "SELECT set_config('role', :role, true), set_config('loci.tenant_id', :tenant, true), "
+_SETTINGS = (
+    "set_config('role', :role, true), set_config('loci.tenant_id', :tenant, true), "
     "set_config('statement_timeout', :timeout, true)"
+)
+_ENTER = text(f"SELECT {_SETTINGS}")
+# The same settings, made only if the caller's key is still valid: the scan runs before the role
+# switch (in the projection), and no row means no wall was set and the transaction is refused.
+_ENTER_WITH_KEY = text(
+    f"SELECT {_SETTINGS} FROM api_keys WHERE id = :key_id AND tenant_id = CAST(:tenant AS uuid) AND revoked_at IS NULL"
 )
 
 
 @contextmanager
 def confined_session(
-    sessions: sessionmaker[Session], tenant_id: uuid.UUID, statement_timeout_s: float | None = None
+    sessions: sessionmaker[Session],
+    tenant_id: uuid.UUID,
+    statement_timeout_s: float | None = None,
+    key_id: uuid.UUID | None = None,
 ) -> Iterator[Session]:
     """A session confined to one tenant, in a transaction committed on success and rolled back on error.
 
-    statement_timeout_s bounds each statement (None: no bound).
+    statement_timeout_s bounds each statement (None: no bound). key_id: also check, in the same round
+    trip, that this key is not revoked (ApiError 401 if it is).
     """
     timeout_ms = 0 if statement_timeout_s is None else max(1, int(statement_timeout_s * 1000))
+    values = {"role": APP_ROLE, "tenant": str(tenant_id), "timeout": str(timeout_ms)}
     with sessions.begin() as session:
-        session.execute(_ENTER, {"role": APP_ROLE, "tenant": str(tenant_id), "timeout": str(timeout_ms)})
+        if key_id is None:
+            session.execute(_ENTER, values)
+        elif session.execute(_ENTER_WITH_KEY, {**values, "key_id": key_id}).first() is None:
+            raise ApiError(401, UNKNOWN_KEY)
         yield session
 
 
-def tenant_session(runtime: "Runtime", tenant_id: uuid.UUID) -> AbstractContextManager[Session]:
-    """confined_session for a request: statements end at the request deadline (LOCI_REQUEST_TIMEOUT_S)."""
-    return confined_session(runtime.sessions, tenant_id, runtime.settings.request_timeout_s)
+@contextmanager
+def tenant_session(runtime: "Runtime", principal: "Principal") -> Iterator[Session]:
+    """confined_session for a request, as the caller's key: statements end at the request deadline
+    (LOCI_REQUEST_TIMEOUT_S), and a key revoked since it was cached (app.services.key_cache) is refused."""
+    try:
+        with confined_session(
+            runtime.sessions, principal.tenant_id, runtime.settings.request_timeout_s, principal.key_id
+        ) as session:
+            yield session
+    except ApiError as exc:
+        if exc.status == 401 and exc.message == UNKNOWN_KEY and principal.key_id is not None:
+            runtime.key_cache.forget(principal.key_id)
+        raise

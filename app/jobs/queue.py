@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 
 from app.db.models import Job
 from app.db.tenancy import tenant_session
+from app.services.tenants import Principal
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -75,7 +76,7 @@ def sweep(context: JobContext, timestamp: int) -> None:
     """Periodically: consolidate idle sessions and run the forget sweep, per user scope."""
     runtime = _runtime(context)
     for tenant_id, user_id, kind in _due_scopes(runtime):
-        job_id = record_job(runtime, tenant_id, kind, {"user_id": user_id}, dry_run=False)
+        job_id = record_job(runtime, Principal.local(tenant_id), kind, {"user_id": user_id}, dry_run=False)
         execute_job(runtime, job_id, final_attempt=True)
 
 
@@ -104,8 +105,9 @@ def make_app(connector: procrastinate.BaseConnector, retries: int, sweep_cron: s
     return app
 
 
-def record_job(runtime: "Runtime", tenant_id: uuid.UUID, kind: str, scope: dict[str, Any], dry_run: bool) -> uuid.UUID:
-    with tenant_session(runtime, tenant_id) as session:
+def record_job(runtime: "Runtime", principal: Principal, kind: str, scope: dict[str, Any], dry_run: bool) -> uuid.UUID:
+    tenant_id = principal.tenant_id
+    with tenant_session(runtime, principal) as session:
         job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, scope=scope, dry_run=dry_run, status="queued")
         session.add(job)
     return job.id
@@ -185,6 +187,6 @@ class JobQueue:
         self._defer_app.close()
 
 
-def job_status(runtime: "Runtime", tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
-    with tenant_session(runtime, tenant_id) as session:
-        return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+def job_status(runtime: "Runtime", principal: Principal, job_id: uuid.UUID) -> Job | None:
+    with tenant_session(runtime, principal) as session:
+        return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == principal.tenant_id))

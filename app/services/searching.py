@@ -14,6 +14,7 @@ from app.db.tenancy import tenant_session
 from app.logs import content_fields
 from app.runtime import Runtime
 from app.services.limits import check_query_size
+from app.services.tenants import Principal
 from retrieval import SearchQuery, search
 from retrieval.query import SearchParams
 
@@ -65,15 +66,15 @@ def _load_hits(session: Session, ids: list[uuid.UUID], counted: bool) -> dict[uu
 
 
 def run_search(
-    runtime: Runtime, tenant_id: uuid.UUID, body: SearchRequest, count_access: bool = True
+    runtime: Runtime, principal: Principal, body: SearchRequest, count_access: bool = True
 ) -> SearchResponse:
     """count_access=False for a person inspecting memories (app.ui): looking is not an agent recalling."""
     started = time.perf_counter()
     check_query_size(body.query, runtime.settings)
     query = SearchQuery(
-        tenant_id=tenant_id,
+        tenant_id=principal.tenant_id,
         text=body.query,
-        embedding=runtime.queries.embed(body.query),
+        vector=runtime.queries.submit(body.query),
         k=body.k,
         user_id=body.user_id,
         agent_id=body.agent_id,
@@ -85,7 +86,7 @@ def run_search(
         min_trust=body.min_trust,
         exclude_flagged=body.exclude_flagged,
     )
-    with tenant_session(runtime, tenant_id) as session:
+    with tenant_session(runtime, principal) as session:
         hits = search(session, query, search_params(runtime), runtime.dense_index, runtime.lexical_index)
         counted = count_access and runtime.settings.track_access and bool(hits)
         rows = _load_hits(session, [h.id for h in hits], counted)
@@ -103,7 +104,7 @@ def run_search(
         log.debug(
             "searched",
             extra={
-                "tenant_id": str(tenant_id),
+                "tenant_id": str(principal.tenant_id),
                 "k": body.k,
                 "hits": [str(h.id) for h in hits],
                 "took_ms": round(took_ms, 2),

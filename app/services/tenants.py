@@ -21,8 +21,13 @@ class Principal:
     """Who is calling: the tenant every query is scoped to, and what the key may do."""
 
     tenant_id: uuid.UUID
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
     permissions: frozenset[str]
+
+    @classmethod
+    def local(cls, tenant_id: uuid.UUID) -> "Principal":
+        """The service acting for a tenant by itself (the CLI on this machine, background jobs): no key to check."""
+        return cls(tenant_id, None, frozenset(ALL_PERMISSIONS))
 
 
 def hash_key(key: str) -> str:

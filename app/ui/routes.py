@@ -99,10 +99,10 @@ def search_page(request: Request, runtime: RuntimeDep, viewer: CurrentViewer, fi
     tenant_id = viewer.principal.tenant_id
     if filters.q:
         k = runtime.settings.max_k if filters.narrows_results else PAGE
-        found = run_search(runtime, tenant_id, filters.search(k), count_access=False)
+        found = run_search(runtime, viewer.principal, filters.search(k), count_access=False)
         results = [r for r in found.results if filters.keeps(r)][:PAGE]
         return _page(request, "search.html", viewer, filters, results=results, next_after=None)
-    with tenant_session(runtime, tenant_id) as session:
+    with tenant_session(runtime, viewer.principal) as session:
         rows, next_after = browsing.browse(session, tenant_id, filters.browse(), PAGE, filters.after)
         results = [memory_out(m) for m in rows]
     return _page(request, "search.html", viewer, filters, results=results, next_after=next_after)
@@ -112,7 +112,7 @@ def search_page(request: Request, runtime: RuntimeDep, viewer: CurrentViewer, fi
 def timeline_page(request: Request, runtime: RuntimeDep, viewer: CurrentViewer, filters: QueryFilters) -> Response:
     """A user's memories by day, newest first; without a user, the users to choose from."""
     tenant_id = viewer.principal.tenant_id
-    with tenant_session(runtime, tenant_id) as session:
+    with tenant_session(runtime, viewer.principal) as session:
         if filters.user_id is None:
             return _page(request, "timeline.html", viewer, filters, users=browsing.users(session, tenant_id, USERS))
         rows, next_after = browsing.browse(session, tenant_id, filters.browse(), PAGE, filters.after)
@@ -132,7 +132,7 @@ def memory_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     tenant_id = viewer.principal.tenant_id
-    with tenant_session(runtime, tenant_id) as session:
+    with tenant_session(runtime, viewer.principal) as session:
         memory = memory_store.get_memory(session, tenant_id, memory_id)
         events = memory_store.memory_history(session, tenant_id, memory_id)
         links = browsing.neighbours(session, tenant_id, memory_id, LINKS)
@@ -159,7 +159,7 @@ def change_memory(
     """Soft delete (hidden from search, restorable; a hard delete stays with the API), or restore."""
     check_change(viewer, token)
     tenant_id = viewer.principal.tenant_id
-    with tenant_session(runtime, tenant_id) as session:
+    with tenant_session(runtime, viewer.principal) as session:
         if action == "delete":
             memory_store.delete_memory(session, tenant_id, memory_id, hard=False, actor=_actor(viewer))
         else:

@@ -33,7 +33,9 @@ def test_judge_asks_the_llm_except_for_adversarial_questions() -> None:
 
     with serve_in_thread(app) as url:
         client = LLMClient(LLMConfig(f"{url}/v1", "judge"))
-        dated = Question(id="q1", text="When did she go?", answer="7 May 2023", category="2", gold_units=(), gold_sessions=())
+        dated = Question(
+            id="q1", text="When did she go?", answer="7 May 2023", category="2", gold_units=(), gold_sessions=()
+        )
         assert judge(client, dated, "7 May, 2023") == 1.0
         assert judge(client, dated, "June 2023") == 0.0
         adversarial = Question(id="q2", text="Why?", answer="", category="5", gold_units=(), gold_sessions=())
