@@ -94,7 +94,9 @@ class Settings(BaseSettings):
 
     search_overfetch: int = 4
     search_min_candidates: int = 50
-    hnsw_ef_search: int = 100
+    hnsw_ef_search: int = Field(
+        default=100, ge=1, le=1000, description="pgvector HNSW search breadth, set in each request's transaction."
+    )
     rrf_k: int = 60
     lexical_backend: Literal["bm25", "postgres"] = Field(
         default="bm25",

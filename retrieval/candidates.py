@@ -1,8 +1,7 @@
-"""Candidate generators: dense (pgvector HNSW) and lexical (Postgres full-text), each over-fetched."""
+"""Candidate generators: dense (pgvector HNSW), index keys and lexical (Postgres full-text), each over-fetched."""
 
 from typing import Any
 
-import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -23,36 +22,98 @@ primary-key bitmap with the scope index's, which reads every row id of the scope
 100k tenant, and growing with the scope)."""
 
 
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+_DENSE_ROWS = """dense_rows AS MATERIALIZED (
+    SELECT m.id, m.embedding <=> CAST(:qvec AS vector) AS distance
+    FROM memories m
+    WHERE {where} AND m.embedding IS NOT NULL
+    ORDER BY m.embedding <=> CAST(:qvec AS vector)
+    LIMIT :limit
+)"""
+"""The nearest `limit` by pgvector's HNSW. Iterative index scans (hnsw.iterative_scan, set with the
+tenant wall: app.db.tenancy) keep filtered queries returning `limit`; relaxed_order may return rows
+slightly out of order, so readers re-sort the materialised rows exactly."""
+
+_KEY_ROWS = f"""q AS (
+    SELECT {ANY_TERM_QUERY} AS tsq
+),
+key_dense AS MATERIALIZED (
+    SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
+    FROM memory_keys k JOIN memories m ON m.id = k.memory_id
+    WHERE {{where}} AND k.embedding IS NOT NULL
+    ORDER BY k.embedding <=> CAST(:qvec AS vector)
+    LIMIT :limit
+),
+key_lexical AS MATERIALIZED (
+    SELECT k.memory_id AS id, ts_rank_cd(k.text_tsv, q.tsq) AS score
+    FROM memory_keys k JOIN memories m ON m.id = k.memory_id, q
+    WHERE {{where}} AND k.text_tsv @@ q.tsq
+    ORDER BY score DESC
+    LIMIT :limit
+),
+key_ranked AS (
+    SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM key_dense
+    UNION ALL
+    SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM key_lexical
+),
+key_rows AS (
+    SELECT id, max(score) AS score, row_number() OVER (ORDER BY sum(1.0 / (60 + r)) DESC, max(score) DESC, id) AS r
+    FROM key_ranked GROUP BY id
+)"""
+"""Memories reached through their index keys (facts, keywords, summaries from consolidation) by
+dense and lexical match on the key text, fused by rank; `r` orders them."""
 
 
-def dense_candidates(session: Session, query: SearchQuery, limit: int, ef_search: int) -> list[tuple[Any, float]]:
-    """(id, cosine similarity), best first. Iterative index scans keep filtered queries returning `limit`."""
+def dense_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
+    """(id, cosine similarity), best first."""
     where, params = memory_filter(query)
-    session.execute(  # one round trip for both settings
-        text(
-            "SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-        ),
-        {"ef": str(int(ef_search))},
-    )
-    # relaxed_order may return rows slightly out of order; the materialised CTE re-sorts them exactly.
+    rows = session.execute(
+        text(f"WITH {_DENSE_ROWS.format(where=where)} SELECT id, distance FROM dense_rows ORDER BY distance"),
+        {**params, "qvec": query.embedding_literal, "limit": limit},
+    ).all()
+    return [(row.id, 1.0 - float(row.distance)) for row in rows]
+
+
+def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
+    """(memory id, best key similarity or rank), best first."""
+    where, params = memory_filter(query)
+    rows = session.execute(
+        text(f"WITH {_KEY_ROWS.format(where=where)} SELECT id, score FROM key_rows WHERE r <= :limit ORDER BY r"),
+        {**params, "qtext": query.text, "qvec": query.embedding_literal, "limit": limit},
+    ).all()
+    return [(row.id, float(row.score)) for row in rows]
+
+
+def proposals_with_cosines(
+    session: Session, query: SearchQuery, limit: int, proposed: list[Any], with_keys: bool
+) -> tuple[list[tuple[Any, float]], list[tuple[Any, float]], dict[Any, float | None]]:
+    """In one round trip: `dense_candidates`, `key_candidates` (if with_keys), and `filtered_cosines`
+    of everything proposed (the given ids, e.g. the lexical side's, plus both candidate lists)."""
+    where, params = memory_filter(query)
+    key_ctes = f", {_KEY_ROWS.format(where=where)}" if with_keys else ""
+    key_ids = "UNION SELECT id FROM key_rows WHERE r <= :limit" if with_keys else ""
+    key_found = "UNION ALL SELECT 'key', id, score, r FROM key_rows WHERE r <= :limit" if with_keys else ""
     rows = session.execute(
         text(
             f"""
-            WITH c AS MATERIALIZED (
-                SELECT m.id, m.embedding <=> CAST(:qvec AS vector) AS distance
-                FROM memories m
-                WHERE {where} AND m.embedding IS NOT NULL
-                ORDER BY m.embedding <=> CAST(:qvec AS vector)
-                LIMIT :limit
-            )
-            SELECT id, distance FROM c ORDER BY distance
+            WITH {_DENSE_ROWS.format(where=where)}{key_ctes},
+            proposed_ids AS (
+                SELECT unnest(CAST(:ids AS uuid[])) AS id UNION SELECT id FROM dense_rows {key_ids}
+            ),
+            proposed AS MATERIALIZED (SELECT * FROM memories WHERE id IN (SELECT id FROM proposed_ids))
+            SELECT 'dense' AS kind, id, 1 - distance AS score, row_number() OVER (ORDER BY distance) AS r
+            FROM dense_rows
+            {key_found}
+            UNION ALL
+            SELECT 'cosine', m.id, 1 - (m.embedding <=> CAST(:qvec AS vector)), 0 FROM proposed m WHERE {where}
+            ORDER BY kind, r
             """
         ),
-        {**params, "qvec": _vector_literal(query.embedding), "limit": limit},
+        {**params, "qtext": query.text, "qvec": query.embedding_literal, "limit": limit, "ids": proposed},
     ).all()
-    return [(row.id, 1.0 - float(row.distance)) for row in rows]
+    dense = [(row.id, float(row.score)) for row in rows if row.kind == "dense"]
+    keys = [(row.id, float(row.score)) for row in rows if row.kind == "key"]
+    cosines = {row.id: None if row.score is None else float(row.score) for row in rows if row.kind == "cosine"}
+    return dense, keys, cosines
 
 
 def filtered_cosines(session: Session, query: SearchQuery, ids: list[Any]) -> dict[Any, float | None]:
@@ -69,47 +130,9 @@ def filtered_cosines(session: Session, query: SearchQuery, ids: list[Any]) -> di
             WHERE {where}
             """
         ),
-        {**params, "qvec": _vector_literal(query.embedding), "ids": ids},
+        {**params, "qvec": query.embedding_literal, "ids": ids},
     ).all()
     return {row.id: None if row.cosine is None else float(row.cosine) for row in rows}
-
-
-def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
-    """Memories reached through their index keys (facts, keywords, summaries from consolidation),
-    by dense and lexical match on the key text; (memory id, best key similarity or rank)."""
-    where, params = memory_filter(query)
-    rows = session.execute(
-        text(
-            f"""
-            WITH q AS (
-                SELECT {ANY_TERM_QUERY} AS tsq
-            ),
-            dense AS MATERIALIZED (
-                SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
-                FROM memory_keys k JOIN memories m ON m.id = k.memory_id
-                WHERE {where} AND k.embedding IS NOT NULL
-                ORDER BY k.embedding <=> CAST(:qvec AS vector)
-                LIMIT :limit
-            ),
-            lexical AS MATERIALIZED (
-                SELECT k.memory_id AS id, ts_rank_cd(k.text_tsv, q.tsq) AS score
-                FROM memory_keys k JOIN memories m ON m.id = k.memory_id, q
-                WHERE {where} AND k.text_tsv @@ q.tsq
-                ORDER BY score DESC
-                LIMIT :limit
-            ),
-            ranked AS (
-                SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM dense
-                UNION ALL
-                SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM lexical
-            )
-            SELECT id, max(score) AS score, sum(1.0 / (60 + r)) AS rrf FROM ranked GROUP BY id
-            ORDER BY rrf DESC, score DESC, id LIMIT :limit
-            """
-        ),
-        {**params, "qtext": query.text, "qvec": _vector_literal(query.embedding), "limit": limit},
-    ).all()
-    return [(row.id, float(row.score)) for row in rows]
 
 
 def lexical_candidates(session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from retrieval.candidates import PROPOSED_ROWS, _vector_literal, dense_candidates
+from retrieval.candidates import PROPOSED_ROWS, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
@@ -77,14 +77,14 @@ class FaissIndexes:
         """Some memory vectors changed in this process: every scope checks its stamp before its next use."""
         self._cache.changed()
 
-    def candidates(self, session: Session, query: SearchQuery, limit: int, ef_search: int) -> list[tuple[Any, float]]:
-        """(id, cosine similarity), best first, like `dense_candidates`; `ef_search` is for its fallback."""
+    def candidates(self, session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
+        """(id, cosine similarity), best first, like `dense_candidates` (its fallback)."""
         built = self._cache.get(session, (query.tenant_id, query.user_id))
         if built is None:
             return []
         size = len(built.ids)
         where, params = memory_filter(query)
-        params.update(qvec=_vector_literal(query.embedding), limit=limit)
+        params.update(qvec=query.embedding_literal, limit=limit)
         qvec = np.ascontiguousarray(query.embedding, dtype=np.float32).reshape(1, -1)
         fetch = min(size, max(4 * limit, limit + 32))
         while True:
@@ -105,7 +105,7 @@ class FaissIndexes:
             if len(rows) >= limit or fetch >= size:
                 return [(row.id, 1.0 - float(row.distance)) for row in rows]
             if fetch >= MAX_FETCH_SHARE * size:
-                return dense_candidates(session, query, limit, ef_search)
+                return dense_candidates(session, query, limit)
             fetch = min(size, fetch * 4)
 
     def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built | None:

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from retrieval.candidates import dense_candidates, filtered_cosines, key_candidates, lexical_candidates
+from retrieval.candidates import (
+    dense_candidates,
+    filtered_cosines,
+    key_candidates,
+    lexical_candidates,
+    proposals_with_cosines,
+)
 from retrieval.faiss_index import FaissIndexes
 from retrieval.fusion import reciprocal_rank_fusion, standardised_sum
 from retrieval.lexical_index import LexicalIndexes, LexicalScores
@@ -39,27 +45,40 @@ def search(
     limit = max(query.k * params.overfetch, params.min_candidates)
     # Lexical first: it needs only the text, so it runs while the query vector may still be computed.
     lexical = lexical_index.scores(session, query) if lexical_index is not None else None
-    dense_source = dense_index.candidates if dense_index is not None else dense_candidates
-    dense = dense_source(session, query, limit, params.ef_search)
-    keys = key_candidates(session, query, limit) if params.use_keys else []
     if lexical is None:
+        dense = _dense(session, query, limit, dense_index)
+        keys = key_candidates(session, query, limit) if params.use_keys else []
         return _rank_fusion(dense, lexical_candidates(session, query, limit), keys, query.k, params)
-    return _score_fusion(session, query, params, dense, lexical, keys, limit)
+    lexical_ids = list(dict.fromkeys(lexical.top("content", limit) + lexical.top("context", limit)))
+    if dense_index is None:
+        dense, keys, cosines = proposals_with_cosines(session, query, limit, lexical_ids, params.use_keys)
+    else:
+        dense = dense_index.candidates(session, query, limit)
+        keys = key_candidates(session, query, limit) if params.use_keys else []
+        proposed = [i for i, _ in dense] + lexical_ids + [i for i, _ in keys]
+        cosines = filtered_cosines(session, query, list(dict.fromkeys(proposed)))
+    return _score_fusion(params, query.k, dense, lexical, keys, lexical_ids, cosines)
+
+
+def _dense(
+    session: Session, query: SearchQuery, limit: int, dense_index: FaissIndexes | None
+) -> list[tuple[Any, float]]:
+    if dense_index is None:
+        return dense_candidates(session, query, limit)
+    return dense_index.candidates(session, query, limit)
 
 
 def _score_fusion(
-    session: Session,
-    query: SearchQuery,
     params: SearchParams,
+    k: int,
     dense: list[tuple[Any, float]],
     lexical: LexicalScores,
     keys: list[tuple[Any, float]],
-    limit: int,
+    lexical_ids: list[Any],
+    cosines: dict[Any, float | None],
 ) -> list[Hit]:
-    proposed = [i for i, _ in dense] + lexical.top("content", limit) + lexical.top("context", limit)
-    proposed = list(dict.fromkeys(proposed + [i for i, _ in keys]))
-    # One query applies the full filter to every proposal and gives each its cosine.
-    cosines = filtered_cosines(session, query, proposed)
+    """Every proposal that passed the filter (it has an entry in `cosines`), scored by every view."""
+    proposed = list(dict.fromkeys([i for i, _ in dense] + lexical_ids + [i for i, _ in keys]))
     ids = [i for i in proposed if i in cosines]
     if not ids:
         return []
@@ -79,7 +98,7 @@ def _score_fusion(
         ]
     )
     best_key = dict(keys)
-    order = np.argsort(-fused, kind="stable")[: query.k]
+    order = np.argsort(-fused, kind="stable")[:k]
     return [
         Hit(ids[i], float(fused[i]), cosines[ids[i]], float(views["content"][i]), best_key.get(ids[i]))
         for i in order.tolist()

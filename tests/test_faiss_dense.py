@@ -64,7 +64,7 @@ def _brute_force(runtime: Runtime, tenant_id, vector: np.ndarray, k: int) -> lis
 def _faiss_ids(runtime: Runtime, indexes: FaissIndexes, tenant_id, question: str, k: int) -> list[str]:  # type: ignore[no-untyped-def]
     query = SearchQuery(tenant_id=tenant_id, text=question, vector=runtime.queries.embed(question), k=k, user_id="u")
     with runtime.sessions.begin() as session:
-        return [str(i) for i, _ in indexes.candidates(session, query, k, ef_search=100)]
+        return [str(i) for i, _ in indexes.candidates(session, query, k)]
 
 
 def test_flat_index_equals_brute_force_cosine(runtime: Runtime, client: TestClient, flat: FaissIndexes) -> None:

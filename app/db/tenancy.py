@@ -13,9 +13,10 @@ sessions, which keep the connecting role.
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import ApiError
@@ -27,16 +28,27 @@ if TYPE_CHECKING:
 APP_ROLE = "loci_app"
 UNKNOWN_KEY = "unknown or revoked API key"
 
-_SETTINGS = (
-    "set_config('role', :role, true), set_config('loci.tenant_id', :tenant, true), "
-    "set_config('statement_timeout', :timeout, true)"
-)
-_ENTER = text(f"SELECT {_SETTINGS}")
-# The same settings, made only if the caller's key is still valid: the scan runs before the role
-# switch (in the projection), and no row means no wall was set and the transaction is refused.
-_ENTER_WITH_KEY = text(
-    f"SELECT {_SETTINGS} FROM api_keys WHERE id = :key_id AND tenant_id = CAST(:tenant AS uuid) AND revoked_at IS NULL"
-)
+
+@cache
+def _enter(check_key: bool, hnsw: bool) -> TextClause:
+    """The transaction's first statement. With check_key the settings are made only if the caller's
+    key is still valid: the scan runs before the role switch (in the projection), and no row means
+    no wall was set and the transaction is refused. With hnsw, pgvector's search breadth and iterative
+    scans (so filtered queries still return their LIMIT) ride along instead of costing a round trip."""
+    settings = [
+        "set_config('role', :role, true)",
+        "set_config('loci.tenant_id', :tenant, true)",
+        "set_config('statement_timeout', :timeout, true)",
+    ]
+    if hnsw:
+        settings += [
+            "set_config('hnsw.ef_search', :ef_search, true)",
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        ]
+    statement = "SELECT " + ", ".join(settings)
+    if check_key:
+        statement += " FROM api_keys WHERE id = :key_id AND tenant_id = CAST(:tenant AS uuid) AND revoked_at IS NULL"
+    return text(statement)
 
 
 @contextmanager
@@ -45,18 +57,23 @@ def confined_session(
     tenant_id: uuid.UUID,
     statement_timeout_s: float | None = None,
     key_id: uuid.UUID | None = None,
+    hnsw_ef_search: int | None = None,
 ) -> Iterator[Session]:
     """A session confined to one tenant, in a transaction committed on success and rolled back on error.
 
     statement_timeout_s bounds each statement (None: no bound). key_id: also check, in the same round
-    trip, that this key is not revoked (ApiError 401 if it is).
+    trip, that this key is not revoked (ApiError 401 if it is). hnsw_ef_search: set up pgvector's HNSW
+    scans for search.
     """
     timeout_ms = 0 if statement_timeout_s is None else max(1, int(statement_timeout_s * 1000))
     values = {"role": APP_ROLE, "tenant": str(tenant_id), "timeout": str(timeout_ms)}
+    if key_id is not None:
+        values["key_id"] = str(key_id)
+    if hnsw_ef_search is not None:
+        values["ef_search"] = str(hnsw_ef_search)
     with sessions.begin() as session:
-        if key_id is None:
-            session.execute(_ENTER, values)
-        elif session.execute(_ENTER_WITH_KEY, {**values, "key_id": key_id}).first() is None:
+        entered = session.execute(_enter(key_id is not None, hnsw_ef_search is not None), values).first()
+        if entered is None:
             raise ApiError(401, UNKNOWN_KEY)
         yield session
 
@@ -64,10 +81,15 @@ def confined_session(
 @contextmanager
 def tenant_session(runtime: "Runtime", principal: "Principal") -> Iterator[Session]:
     """confined_session for a request, as the caller's key: statements end at the request deadline
-    (LOCI_REQUEST_TIMEOUT_S), and a key revoked since it was cached (app.services.key_cache) is refused."""
+    (LOCI_REQUEST_TIMEOUT_S), a key revoked since it was cached (app.services.key_cache) is refused,
+    and HNSW scans search LOCI_HNSW_EF_SEARCH wide."""
     try:
         with confined_session(
-            runtime.sessions, principal.tenant_id, runtime.settings.request_timeout_s, principal.key_id
+            runtime.sessions,
+            principal.tenant_id,
+            runtime.settings.request_timeout_s,
+            principal.key_id,
+            runtime.settings.hnsw_ef_search,
         ) as session:
             yield session
     except ApiError as exc:

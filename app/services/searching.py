@@ -26,7 +26,6 @@ def search_params(runtime: Runtime) -> SearchParams:
     return SearchParams(
         overfetch=s.search_overfetch,
         min_candidates=s.search_min_candidates,
-        ef_search=s.hnsw_ef_search,
         rrf_k=s.rrf_k,
         dense_weight=s.dense_weight,
         lexical_weight=s.lexical_weight,
