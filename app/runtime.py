@@ -5,7 +5,7 @@ module-level state.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +14,7 @@ from app.db import migrate
 from app.db.embedded import release_embedded
 from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from app.embedder import Embedder
+from app.jobs.access_counts import AccessCounts
 from app.jobs.embedding_worker import EmbeddingWorker
 from app.jobs.queue import JobQueue, libpq_url
 from app.metrics import Metrics
@@ -37,14 +38,16 @@ class Runtime:
     jobs: JobQueue
     queries: QueryEmbeddings
     metrics: Metrics
+    key_cache: KeyCache
+    access_counts: AccessCounts
     dense_index: FaissIndexes | None = None
     lexical_index: LexicalIndexes | None = None
     embedding_worker: EmbeddingWorker | None = None
-    key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
 
     def close(self) -> None:
         if self.embedding_worker is not None:
             self.embedding_worker.close()
+        self.access_counts.close()
         self.jobs.close()
         self.embedder.close()
         self.engine.dispose()
@@ -98,7 +101,15 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
     embedder.on_batch = metrics.observe_embedding_batch
     queries = QueryEmbeddings(embedder, settings.query_cache_size)
     runtime = Runtime(
-        settings, engine, sessions, embedder, jobs, queries, metrics, key_cache=KeyCache(settings.api_key_cache_size)
+        settings,
+        engine,
+        sessions,
+        embedder,
+        jobs,
+        queries,
+        metrics,
+        KeyCache(settings.api_key_cache_size),
+        AccessCounts(sessions, settings.access_flush_seconds),
     )
     _start_performance_parts(runtime)
     if settings.worker_in_process:

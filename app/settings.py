@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Requests per second one API key may sustain, per process; 0 = no limit."
     )
     rate_limit_burst: int = Field(default=200, ge=1, description="Requests one API key may make at once.")
+    access_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the uses counted by searches (access_count, last_accessed_at) are written, in "
+        "batches off the request path.",
+    )
     api_key_cache_size: int = Field(
         default=1024,
         ge=0,

@@ -30,6 +30,7 @@ class LoadOutcome:
 
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)  # "503 timeout", "ReadTimeout", ...
     acknowledged: dict[str, str] = field(default_factory=dict)  # id -> content written
     elapsed_s: float = 0.0
 
@@ -60,12 +61,14 @@ async def _drive(url: str, key: str, clients: int, seconds: float) -> LoadOutcom
                 started = time.perf_counter()
                 try:
                     response = await request
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     outcome.errors += 1
+                    _count(outcome.error_kinds, type(exc).__name__)
                     continue
                 outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
                 if response.status_code >= 400:
                     outcome.errors += 1
+                    _count(outcome.error_kinds, f"{response.status_code} {_error_code(response)}")
                 elif write:
                     outcome.acknowledged[response.json()["ids"][0]] = content
 
@@ -73,6 +76,17 @@ async def _drive(url: str, key: str, clients: int, seconds: float) -> LoadOutcom
         await asyncio.gather(*(one_client(n) for n in range(clients)))
         outcome.elapsed_s = time.perf_counter() - started
     return outcome
+
+
+def _count(kinds: dict[str, int], kind: str) -> None:
+    kinds[kind] = kinds.get(kind, 0) + 1
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
 
 
 def _load_generator(url: str, key: str, clients: int, seconds: float) -> LoadOutcome:
@@ -89,7 +103,7 @@ def _lost_writes(client: httpx.Client, acknowledged: dict[str, str]) -> int:
     return lost
 
 
-def run(clients: int, seconds: float) -> dict[str, float | int]:
+def run(clients: int, seconds: float) -> dict[str, object]:
     with throwaway_service(**SERVICE) as (url, key):
         with client_for(url, key) as client:
             grow_to(client, SEED_MEMORIES, 0)
@@ -105,6 +119,7 @@ def run(clients: int, seconds: float) -> dict[str, float | int]:
         "throughput": round(len(outcome.latencies_ms) / outcome.elapsed_s, 1),
         **latency_summary(outcome.latencies_ms or [0.0]),
         "errors": outcome.errors,
+        "error_kinds": outcome.error_kinds,
         "acknowledged": len(outcome.acknowledged),
         "lost_writes": lost,
     }

@@ -82,12 +82,13 @@ def _state(runtime: Runtime, tenant_id: uuid.UUID, user_id: str) -> dict[str, li
         return {name: list(session.scalars(text(q), {"t": tenant_id, "u": user_id})) for name, q in queries.items()}
 
 
-def _search(client: TestClient) -> list[list[tuple[str, float]]]:
+def _search(client: TestClient, runtime: Runtime) -> list[list[tuple[str, float]]]:
     out = []
     for body in SEARCHES:
         response = client.post("/v1/search", json={**body, "user_id": "ann", "k": 10})
         assert response.status_code == 200, response.text
         out.append([(r["id"], r["score"]) for r in response.json()["results"]])
+    runtime.access_counts.flush()  # the hits' use counts land now, not during a later step
     return out
 
 
@@ -140,7 +141,7 @@ def seeded(make_tenant, runtime: Runtime) -> Seeded:  # type: ignore[no-untyped-
     state = _state(runtime, tenant.id, "ann")
     assert len(state["key"]) >= 4 and len(state["link"]) >= 5 and episodes.status_code == 201
     histories = {m: c.get(f"/v1/memories/{m}/history").json()["events"] for m in (old_fact, new_fact, extra[0])}
-    return Seeded(tenant, response.text, state, _search(c), histories, old_fact)
+    return Seeded(tenant, response.text, state, _search(c, runtime), histories, old_fact)
 
 
 def _records(export: str) -> list[dict[str, Any]]:
@@ -161,7 +162,7 @@ def test_round_trip_restores_rows_search_and_history(seeded: Seeded, runtime: Ru
     assert summary["reembedded"] is False and summary["unresolved_supersessions"] == 0
 
     assert _state(runtime, seeded.tenant.id, "ann") == seeded.state  # vectors, times, status, counts: all of it
-    for before, after in zip(seeded.searches, _search(c), strict=True):
+    for before, after in zip(seeded.searches, _search(c, runtime), strict=True):
         assert [i for i, _ in after] == [i for i, _ in before]
         assert np.allclose([s for _, s in after], [s for _, s in before], rtol=0, atol=1e-6)
     assert seeded.searches[2] and seeded.searches[2][0][0] == seeded.old_fact  # as_of found the superseded fact

@@ -56,6 +56,7 @@ def decide(memories: list[Memory], now: datetime, threshold: float, capacity: in
 
 def forget(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_run: bool = False) -> dict[str, int]:
     settings = runtime.settings
+    runtime.access_counts.flush()  # this process's recent uses count (another process's land within a second)
     now = datetime.now(UTC)
     with runtime.sessions.begin() as session:
         memories = list(

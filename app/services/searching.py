@@ -4,7 +4,7 @@ import logging
 import time
 import uuid
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from app.api.schemas import ScoreParts, SearchRequest, SearchResponse, SearchResult
@@ -36,32 +36,10 @@ def search_params(runtime: Runtime) -> SearchParams:
     )
 
 
-_HIT_COLUMNS = [c for c in Memory.__table__.columns if c.name != "content_tsv"]  # the tsvector: not shown
-_COUNTED_HITS = text(
-    f"""
-    WITH hit AS (SELECT {", ".join(c.name for c in _HIT_COLUMNS)} FROM memories WHERE id = ANY(:ids)),
-    counted AS (
-        UPDATE memories m SET access_count = m.access_count + 1, last_accessed_at = now() FROM hit WHERE m.id = hit.id
-    ),
-    relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-    SELECT hit.* FROM hit, relaxed
-    """
-).columns(*_HIT_COLUMNS)
-
-
-def _load_hits(session: Session, ids: list[uuid.UUID], counted: bool) -> dict[uuid.UUID, Memory]:
-    """The hits' rows; `counted`: also count each as a use, in the same round trip.
-
-    Being recalled is a use: it slows forgetting (memory_types.lifecycle.retention). The rows read
-    are from before the update, as a search shows what it found. Access counts may be lost in a
-    crash, so the search need not wait for the WAL flush (~3 ms): synchronous_commit is off for
-    this transaction, whose only write this is.
-    """
-    if counted:
-        statement = select(Memory).from_statement(_COUNTED_HITS.bindparams(ids=ids))
-    else:
-        statement = select(Memory).where(Memory.id.in_(ids)).options(defer(Memory.content_tsv))
-    return {m.id: m for m in session.scalars(statement)}
+def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
+    return {
+        m.id: m for m in session.scalars(select(Memory).where(Memory.id.in_(ids)).options(defer(Memory.content_tsv)))
+    }
 
 
 def run_search(
@@ -87,8 +65,7 @@ def run_search(
     )
     with tenant_session(runtime, principal) as session:
         hits = search(session, query, search_params(runtime), runtime.dense_index, runtime.lexical_index)
-        counted = count_access and runtime.settings.track_access and bool(hits)
-        rows = _load_hits(session, [h.id for h in hits], counted)
+        rows = _load_hits(session, [h.id for h in hits])
         results = [
             SearchResult(
                 **memory_out(rows[hit.id]).model_dump(),
@@ -98,6 +75,9 @@ def run_search(
             for hit in hits
             if hit.id in rows
         ]
+    if count_access and runtime.settings.track_access and results:
+        # Being recalled is a use: it slows forgetting (memory_types.lifecycle.retention).
+        runtime.access_counts.record(principal.tenant_id, [r.id for r in results])
     took_ms = (time.perf_counter() - started) * 1000.0
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
