@@ -27,11 +27,12 @@ _DENSE_ROWS = """dense_rows AS MATERIALIZED (
     FROM memories m
     WHERE {where} AND m.embedding IS NOT NULL
     ORDER BY m.embedding <=> CAST(:qvec AS vector)
-    LIMIT :limit
+    LIMIT {limit:d}
 )"""
 """The nearest `limit` by pgvector's HNSW. Iterative index scans (hnsw.iterative_scan, set with the
 tenant wall: app.db.tenancy) keep filtered queries returning `limit`; relaxed_order may return rows
-slightly out of order, so readers re-sort the materialised rows exactly."""
+slightly out of order, so readers re-sort the materialised rows exactly. LIMITs are literals here:
+searches run with generic plans (app.services.searching), which would guess a parameter's LIMIT."""
 
 _KEY_ROWS = f"""q AS (
     SELECT {ANY_TERM_QUERY} AS tsq
@@ -41,14 +42,14 @@ key_dense AS MATERIALIZED (
     FROM memory_keys k JOIN memories m ON m.id = k.memory_id
     WHERE {{where}} AND k.embedding IS NOT NULL
     ORDER BY k.embedding <=> CAST(:qvec AS vector)
-    LIMIT :limit
+    LIMIT {{limit:d}}
 ),
 key_lexical AS MATERIALIZED (
     SELECT k.memory_id AS id, ts_rank_cd(k.text_tsv, q.tsq) AS score
     FROM memory_keys k JOIN memories m ON m.id = k.memory_id, q
     WHERE {{where}} AND k.text_tsv @@ q.tsq
     ORDER BY score DESC
-    LIMIT :limit
+    LIMIT {{limit:d}}
 ),
 key_ranked AS (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM key_dense
@@ -67,8 +68,10 @@ def dense_candidates(session: Session, query: SearchQuery, limit: int) -> list[t
     """(id, cosine similarity), best first."""
     where, params = memory_filter(query)
     rows = session.execute(
-        text(f"WITH {_DENSE_ROWS.format(where=where)} SELECT id, distance FROM dense_rows ORDER BY distance"),
-        {**params, "qvec": query.embedding_literal, "limit": limit},
+        text(
+            f"WITH {_DENSE_ROWS.format(where=where, limit=limit)} SELECT id, distance FROM dense_rows ORDER BY distance"
+        ),
+        {**params, "qvec": query.embedding_literal},
     ).all()
     return [(row.id, 1.0 - float(row.distance)) for row in rows]
 
@@ -77,8 +80,10 @@ def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tup
     """(memory id, best key similarity or rank), best first."""
     where, params = memory_filter(query)
     rows = session.execute(
-        text(f"WITH {_KEY_ROWS.format(where=where)} SELECT id, score FROM key_rows WHERE r <= :limit ORDER BY r"),
-        {**params, "qtext": query.text, "qvec": query.embedding_literal, "limit": limit},
+        text(
+            f"WITH {_KEY_ROWS.format(where=where, limit=limit)} SELECT id, score FROM key_rows WHERE r <= {limit:d} ORDER BY r"
+        ),
+        {**params, "qtext": query.text, "qvec": query.embedding_literal},
     ).all()
     return [(row.id, float(row.score)) for row in rows]
 
@@ -89,13 +94,13 @@ def proposals_with_cosines(
     """In one round trip: `dense_candidates`, `key_candidates` (if with_keys), and `filtered_cosines`
     of everything proposed (the given ids, e.g. the lexical side's, plus both candidate lists)."""
     where, params = memory_filter(query)
-    key_ctes = f", {_KEY_ROWS.format(where=where)}" if with_keys else ""
-    key_ids = "UNION SELECT id FROM key_rows WHERE r <= :limit" if with_keys else ""
-    key_found = "UNION ALL SELECT 'key', id, score, r FROM key_rows WHERE r <= :limit" if with_keys else ""
+    key_ctes = f", {_KEY_ROWS.format(where=where, limit=limit)}" if with_keys else ""
+    key_ids = f"UNION SELECT id FROM key_rows WHERE r <= {limit:d}" if with_keys else ""
+    key_found = f"UNION ALL SELECT 'key', id, score, r FROM key_rows WHERE r <= {limit:d}" if with_keys else ""
     rows = session.execute(
         text(
             f"""
-            WITH {_DENSE_ROWS.format(where=where)}{key_ctes},
+            WITH {_DENSE_ROWS.format(where=where, limit=limit)}{key_ctes},
             proposed_ids AS (
                 SELECT unnest(CAST(:ids AS uuid[])) AS id UNION SELECT id FROM dense_rows {key_ids}
             ),
@@ -108,11 +113,16 @@ def proposals_with_cosines(
             ORDER BY kind, r
             """
         ),
-        {**params, "qtext": query.text, "qvec": query.embedding_literal, "limit": limit, "ids": proposed},
+        {**params, "qtext": query.text, "qvec": query.embedding_literal, "ids": proposed},
     ).all()
-    dense = [(row.id, float(row.score)) for row in rows if row.kind == "dense"]
-    keys = [(row.id, float(row.score)) for row in rows if row.kind == "key"]
-    cosines = {row.id: None if row.score is None else float(row.score) for row in rows if row.kind == "cosine"}
+    dense: list[tuple[Any, float]] = []
+    keys: list[tuple[Any, float]] = []
+    cosines: dict[Any, float | None] = {}
+    for kind, memory_id, score, _ in rows:
+        if kind == "cosine":
+            cosines[memory_id] = score
+        else:
+            (dense if kind == "dense" else keys).append((memory_id, score))
     return dense, keys, cosines
 
 
@@ -154,14 +164,14 @@ def lexical_candidates(session: Session, query: SearchQuery, limit: int) -> list
                 FROM memories m, q
                 WHERE {where} AND m.content_tsv @@ q.tsq
                 ORDER BY ts_rank(m.content_tsv, q.tsq) DESC, m.seq
-                LIMIT :prefetch
+                LIMIT {LEXICAL_PREFETCH * limit:d}
             )
             SELECT pre.id, ts_rank_cd(pre.content_tsv, q.tsq) AS rank
             FROM pre, q
             ORDER BY rank DESC, pre.seq
-            LIMIT :limit
+            LIMIT {limit:d}
             """
         ),
-        {**params, "qtext": query.text, "limit": limit, "prefetch": LEXICAL_PREFETCH * limit},
+        {**params, "qtext": query.text},
     ).all()
     return [(row.id, float(row.rank)) for row in rows]

@@ -84,7 +84,7 @@ class FaissIndexes:
             return []
         size = len(built.ids)
         where, params = memory_filter(query)
-        params.update(qvec=query.embedding_literal, limit=limit)
+        params.update(qvec=query.embedding_literal)
         qvec = np.ascontiguousarray(query.embedding, dtype=np.float32).reshape(1, -1)
         fetch = min(size, max(4 * limit, limit + 32))
         while True:
@@ -97,7 +97,7 @@ class FaissIndexes:
                     FROM proposed m
                     WHERE {where} AND m.embedding IS NOT NULL
                     ORDER BY distance, m.seq
-                    LIMIT :limit
+                    LIMIT {limit:d}
                     """
                 ),
                 {**params, "ids": ids},

@@ -30,11 +30,12 @@ UNKNOWN_KEY = "unknown or revoked API key"
 
 
 @cache
-def _enter(check_key: bool, hnsw: bool) -> TextClause:
+def _enter(check_key: bool, hnsw: bool, generic_plans: bool) -> TextClause:
     """The transaction's first statement. With check_key the settings are made only if the caller's
     key is still valid: the scan runs before the role switch (in the projection), and no row means
     no wall was set and the transaction is refused. With hnsw, pgvector's search breadth and iterative
-    scans (so filtered queries still return their LIMIT) ride along instead of costing a round trip."""
+    scans (so filtered queries still return their LIMIT) ride along instead of costing a round trip.
+    generic_plans: statements are planned once per connection and statement shape, not per call."""
     settings = [
         "set_config('role', :role, true)",
         "set_config('loci.tenant_id', :tenant, true)",
@@ -45,6 +46,8 @@ def _enter(check_key: bool, hnsw: bool) -> TextClause:
             "set_config('hnsw.ef_search', :ef_search, true)",
             "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
         ]
+    if generic_plans:
+        settings.append("set_config('plan_cache_mode', 'force_generic_plan', true)")
     statement = "SELECT " + ", ".join(settings)
     if check_key:
         statement += " FROM api_keys WHERE id = :key_id AND tenant_id = CAST(:tenant AS uuid) AND revoked_at IS NULL"
@@ -58,12 +61,13 @@ def confined_session(
     statement_timeout_s: float | None = None,
     key_id: uuid.UUID | None = None,
     hnsw_ef_search: int | None = None,
+    generic_plans: bool = False,
 ) -> Iterator[Session]:
     """A session confined to one tenant, in a transaction committed on success and rolled back on error.
 
     statement_timeout_s bounds each statement (None: no bound). key_id: also check, in the same round
     trip, that this key is not revoked (ApiError 401 if it is). hnsw_ef_search: set up pgvector's HNSW
-    scans for search.
+    scans for search. generic_plans: reuse one plan per prepared statement (see `_enter`).
     """
     timeout_ms = 0 if statement_timeout_s is None else max(1, int(statement_timeout_s * 1000))
     values = {"role": APP_ROLE, "tenant": str(tenant_id), "timeout": str(timeout_ms)}
@@ -72,14 +76,15 @@ def confined_session(
     if hnsw_ef_search is not None:
         values["ef_search"] = str(hnsw_ef_search)
     with sessions.begin() as session:
-        entered = session.execute(_enter(key_id is not None, hnsw_ef_search is not None), values).first()
+        enter = _enter(key_id is not None, hnsw_ef_search is not None, generic_plans)
+        entered = session.execute(enter, values).first()
         if entered is None:
             raise ApiError(401, UNKNOWN_KEY)
         yield session
 
 
 @contextmanager
-def tenant_session(runtime: "Runtime", principal: "Principal") -> Iterator[Session]:
+def tenant_session(runtime: "Runtime", principal: "Principal", generic_plans: bool = False) -> Iterator[Session]:
     """confined_session for a request, as the caller's key: statements end at the request deadline
     (LOCI_REQUEST_TIMEOUT_S), a key revoked since it was cached (app.services.key_cache) is refused,
     and HNSW scans search LOCI_HNSW_EF_SEARCH wide."""
@@ -90,6 +95,7 @@ def tenant_session(runtime: "Runtime", principal: "Principal") -> Iterator[Sessi
             runtime.settings.request_timeout_s,
             principal.key_id,
             runtime.settings.hnsw_ef_search,
+            generic_plans,
         ) as session:
             yield session
     except ApiError as exc:

@@ -63,7 +63,9 @@ def run_search(
         min_trust=body.min_trust,
         exclude_flagged=body.exclude_flagged,
     )
-    with tenant_session(runtime, principal) as session:
+    # Generic plans: planning the candidate statement took 0.7 ms of its 2 ms, and its plan depends on
+    # which filters are present, not their values (retrieval.candidates writes LIMITs as literals).
+    with tenant_session(runtime, principal, generic_plans=True) as session:
         hits = search(session, query, search_params(runtime), runtime.dense_index, runtime.lexical_index)
         rows = _load_hits(session, [h.id for h in hits])
         results = [
