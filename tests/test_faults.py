@@ -240,4 +240,7 @@ def test_database_stopped_under_load_gives_503_and_recovers_by_itself(
         assert 503 in statuses
         load_after = Counter(statuses[after_recovery:])
         assert load_after and set(load_after) <= {200, 201}, f"the load after recovery: {load_after}"
+        # One warning per 5 s of outage, not one per refused request.
+        warnings = server.service.log_path.read_text(errors="replace").count("database unavailable")
+        assert 1 <= warnings <= 3 < statuses.count(503), (warnings, statuses.count(503))
     assert server.process.returncode == -signal.SIGTERM, "the service did not stop on SIGTERM"

@@ -8,12 +8,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
-from psycopg.errors import QueryCanceled
+from psycopg.errors import DeadlockDetected, QueryCanceled, SerializationFailure
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.errors import CODES, ApiError
+from app.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def _allowed_methods(request: Request) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    outage = Throttled(log, interval_s=5.0)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details)
@@ -72,7 +75,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.orig, QueryCanceled):  # statement_timeout: the request deadline (app.db.tenancy)
             message = "a database statement ran past the request deadline; retry"
             return error_response(503, "timeout", message, None, {"Retry-After": "1"})
-        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        if isinstance(exc.orig, (DeadlockDetected, SerializationFailure)):  # retryable: nothing was written
+            message = "the request collided with a concurrent one in the database; retry"
+            return error_response(503, "conflict_retry", message, None, {"Retry-After": "1"})
+        outage.warning("database unavailable: %s", type(exc.orig).__name__)
         return error_response(
             503, "unavailable", "the database is unavailable; retry shortly", None, {"Retry-After": "1"}
         )
