@@ -1,11 +1,19 @@
 """ORM rows to response bodies."""
 
+from typing import Any
+
 from app.api.schemas import MemoryOut
 from app.db.models import Memory
 
 
 def memory_out(memory: Memory) -> MemoryOut:
-    return MemoryOut(
+    return MemoryOut(**memory_fields(memory, memory.embedding is not None))
+
+
+def memory_fields(memory: Memory, embedded: bool) -> dict[str, Any]:
+    """A memory's response fields; `embedded` is passed in because search reads its hits without
+    the vector (~8 KB of text a row, which the response does not show)."""
+    return dict(
         id=memory.id,
         type=memory.type,
         content=memory.content,
@@ -29,6 +37,6 @@ def memory_out(memory: Memory) -> MemoryOut:
         trust=memory.trust,
         flags=list(memory.flags or ()),
         embedding_model=memory.embedding_model,
-        embedding_status="ready" if memory.embedding is not None else "pending",
+        embedding_status="ready" if embedded else "pending",
         version=memory.version,
     )

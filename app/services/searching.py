@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from app.api.schemas import ScoreParts, SearchRequest, SearchResponse, SearchResult
-from app.api.serialize import memory_out
+from app.api.serialize import memory_fields
 from app.db.models import Memory
 from app.db.tenancy import tenant_session
 from app.logs import content_fields
@@ -36,10 +36,14 @@ def search_params(runtime: Runtime) -> SearchParams:
     )
 
 
-def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
-    return {
-        m.id: m for m in session.scalars(select(Memory).where(Memory.id.in_(ids)).options(defer(Memory.content_tsv)))
-    }
+def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Memory, bool]]:
+    """Each hit's row and whether it is embedded, without the vector itself (~8 KB a row as text)."""
+    statement = (
+        select(Memory, Memory.embedding.is_not(None))
+        .where(Memory.id.in_(ids))
+        .options(defer(Memory.content_tsv), defer(Memory.embedding))
+    )
+    return {memory.id: (memory, embedded) for memory, embedded in session.execute(statement)}
 
 
 def run_search(
@@ -70,7 +74,7 @@ def run_search(
         rows = _load_hits(session, [h.id for h in hits])
         results = [
             SearchResult(
-                **memory_out(rows[hit.id]).model_dump(),
+                **memory_fields(*rows[hit.id]),
                 score=hit.fused,
                 scores=ScoreParts(dense=hit.dense, lexical=hit.lexical, keys=hit.keys, fused=hit.fused),
             )
