@@ -7,12 +7,12 @@ from app.db.models import Memory
 
 
 def memory_out(memory: Memory) -> MemoryOut:
-    return MemoryOut(**memory_fields(memory, memory.embedding is not None))
+    return MemoryOut(**memory_fields(memory))
 
 
-def memory_fields(memory: Memory, embedded: bool) -> dict[str, Any]:
-    """A memory's response fields; `embedded` is passed in because search reads its hits without
-    the vector (~8 KB of text a row, which the response does not show)."""
+def memory_fields(memory: Memory) -> dict[str, Any]:
+    """A memory's response fields (read with `without_vectors()` where possible: none shows the vector)."""
+    embedded = memory.embedded if memory.embedded is not None else memory.embedding is not None
     return dict(
         id=memory.id,
         type=memory.type,

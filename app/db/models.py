@@ -22,7 +22,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, defer, mapped_column, query_expression, with_expression
+from sqlalchemy.orm.interfaces import LoaderOption
 
 
 class Base(DeclarativeBase):
@@ -88,6 +89,8 @@ class Memory(Base):
     idempotency_key: Mapped[str | None] = mapped_column(Text)
     consolidated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
+    # Whether `embedding` is set, for reads that leave the vector out (`without_vectors`); None otherwise.
+    embedded: Mapped[bool | None] = query_expression()
 
 
 class MemoryLink(Base):
@@ -146,3 +149,13 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+def without_vectors() -> tuple[LoaderOption, ...]:
+    """Load options for reads that show memories: the vector (~8 KB of text a row, parsed into
+    floats) and the tsvector stay in the database, and `Memory.embedded` says whether there is one."""
+    return (
+        defer(Memory.embedding),
+        defer(Memory.content_tsv),
+        with_expression(Memory.embedded, Memory.embedding.is_not(None)),
+    )

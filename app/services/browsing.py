@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.db.models import Memory, MemoryLink
+from app.db.models import Memory, MemoryLink, without_vectors
 
 
 def memory_time() -> ColumnElement[datetime]:
@@ -52,7 +52,9 @@ def browse(
         # An unknown seq (or another tenant's) makes the subquery NULL and the page empty.
         cursor_time = select(when).where(Memory.seq == after_seq, Memory.tenant_id == tenant_id).scalar_subquery()
         statement = statement.where(tuple_(when, Memory.seq) < tuple_(cursor_time, after_seq))
-    rows = list(session.scalars(statement.order_by(when.desc(), Memory.seq.desc()).limit(limit + 1)))
+    rows = list(
+        session.scalars(statement.order_by(when.desc(), Memory.seq.desc()).limit(limit + 1).options(*without_vectors()))
+    )
     next_seq = rows[limit - 1].seq if len(rows) > limit else None
     return rows[:limit], next_seq
 

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.api.schemas import MemoryCreate, MemoryPatch, Message, MessagesCreate
-from app.db.models import Memory, MemoryEvent
+from app.db.models import Memory, MemoryEvent, without_vectors
 from app.embedder import Embedder
 from app.errors import ApiError, not_found
 from app.services import write_rules
@@ -279,7 +279,7 @@ def list_memories(
         statement = statement.where(Memory.status == status)
     if cursor is not None:
         statement = statement.where(Memory.seq > decode_cursor(cursor))
-    rows = list(session.scalars(statement.order_by(Memory.seq).limit(limit + 1)))
+    rows = list(session.scalars(statement.order_by(Memory.seq).limit(limit + 1).options(*without_vectors())))
     next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return rows[:limit], next_cursor
 

@@ -5,11 +5,11 @@ import time
 import uuid
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from app.api.schemas import ScoreParts, SearchRequest, SearchResponse, SearchResult
 from app.api.serialize import memory_fields
-from app.db.models import Memory
+from app.db.models import Memory, without_vectors
 from app.db.tenancy import tenant_session
 from app.logs import content_fields
 from app.runtime import Runtime
@@ -36,14 +36,9 @@ def search_params(runtime: Runtime) -> SearchParams:
     )
 
 
-def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Memory, bool]]:
-    """Each hit's row and whether it is embedded, without the vector itself (~8 KB a row as text)."""
-    statement = (
-        select(Memory, Memory.embedding.is_not(None))
-        .where(Memory.id.in_(ids))
-        .options(defer(Memory.content_tsv), defer(Memory.embedding))
-    )
-    return {memory.id: (memory, embedded) for memory, embedded in session.execute(statement)}
+def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
+    statement = select(Memory).where(Memory.id.in_(ids)).options(*without_vectors())
+    return {memory.id: memory for memory in session.scalars(statement)}
 
 
 def run_search(
@@ -74,7 +69,7 @@ def run_search(
         rows = _load_hits(session, [h.id for h in hits])
         results = [
             SearchResult(
-                **memory_fields(*rows[hit.id]),
+                **memory_fields(rows[hit.id]),
                 score=hit.fused,
                 scores=ScoreParts(dense=hit.dense, lexical=hit.lexical, keys=hit.keys, fused=hit.fused),
             )
