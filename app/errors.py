@@ -28,5 +28,12 @@ class ApiError(Exception):
         self.details = details
 
 
+class UnknownKey(ApiError):
+    """401 for an API key that does not exist or was revoked (found at lookup or at a transaction's start)."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "unknown or revoked API key")
+
+
 def not_found(what: str = "memory") -> ApiError:
     return ApiError(404, f"{what} not found")

@@ -11,8 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.ratelimit import RateLimiter, retry_after
-from app.db.tenancy import UNKNOWN_KEY
-from app.errors import ApiError
+from app.errors import ApiError, UnknownKey
 from app.runtime import Runtime
 from app.services.tenants import Principal, authenticate, hash_key
 
@@ -49,7 +48,7 @@ def look_up_key(runtime: Runtime, key: str) -> Principal:
     with runtime.sessions() as session:
         principal = authenticate(session, key)
     if principal is None:
-        raise ApiError(401, UNKNOWN_KEY)
+        raise UnknownKey()
     return principal
 
 

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import ApiError
+from app.errors import UnknownKey
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
     from app.services.tenants import Principal
 
 APP_ROLE = "loci_app"
-UNKNOWN_KEY = "unknown or revoked API key"
 
 
 @cache
@@ -66,7 +65,7 @@ def confined_session(
     """A session confined to one tenant, in a transaction committed on success and rolled back on error.
 
     statement_timeout_s bounds each statement (None: no bound). key_id: also check, in the same round
-    trip, that this key is not revoked (ApiError 401 if it is). hnsw_ef_search: set up pgvector's HNSW
+    trip, that this key is not revoked (UnknownKey, a 401, if it is). hnsw_ef_search: set up pgvector's HNSW
     scans for search. generic_plans: reuse one plan per prepared statement (see `_enter`).
     """
     timeout_ms = 0 if statement_timeout_s is None else max(1, int(statement_timeout_s * 1000))
@@ -79,7 +78,7 @@ def confined_session(
         enter = _enter(key_id is not None, hnsw_ef_search is not None, generic_plans)
         entered = session.execute(enter, values).first()
         if entered is None:
-            raise ApiError(401, UNKNOWN_KEY)
+            raise UnknownKey()
         yield session
 
 
@@ -98,7 +97,7 @@ def tenant_session(runtime: "Runtime", principal: "Principal", generic_plans: bo
             generic_plans,
         ) as session:
             yield session
-    except ApiError as exc:
-        if exc.status == 401 and exc.message == UNKNOWN_KEY and principal.key_id is not None:
+    except UnknownKey:
+        if principal.key_id is not None:
             runtime.key_cache.forget(principal.key_id)
         raise
