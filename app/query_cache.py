@@ -4,13 +4,12 @@ Agents repeat themselves (the same question every turn, retries, eval runs), and
 skips the model call that otherwise dominates search latency.
 """
 
-import threading
-from collections import OrderedDict
 from concurrent.futures import Future
 
 import numpy as np
 
 from app.embedder import Embedder
+from app.lru import Lru
 
 
 class QueryEmbeddings:
@@ -18,11 +17,15 @@ class QueryEmbeddings:
 
     def __init__(self, embedder: Embedder, size: int) -> None:
         self._embedder = embedder
-        self._size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._cache: Lru[str, np.ndarray] = Lru(size)
+
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses
 
     def embed(self, query: str) -> np.ndarray:
         """The query's vector (read-only: it is shared by every caller asking the same)."""
@@ -30,15 +33,11 @@ class QueryEmbeddings:
 
     def submit(self, query: str) -> Future[np.ndarray]:
         """The query's vector as a future: a search reads its lexical side while the model runs."""
-        with self._lock:
-            vector = self._cache.get(query)
-            if vector is not None:
-                self._cache.move_to_end(query)
-                self.hits += 1
-                done: Future[np.ndarray] = Future()
-                done.set_result(vector)
-                return done
-            self.misses += 1
+        vector = self._cache.get(query)
+        if vector is not None:
+            done: Future[np.ndarray] = Future()
+            done.set_result(vector)
+            return done
         batch = self._embedder.submit([query])
         answer: Future[np.ndarray] = Future()
         batch.add_done_callback(lambda finished: self._settle(query, finished, answer))
@@ -52,9 +51,5 @@ class QueryEmbeddings:
             return
         vector = batch.result()[0]
         vector.flags.writeable = False
-        if self._size:
-            with self._lock:
-                self._cache[query] = vector
-                while len(self._cache) > self._size:
-                    self._cache.popitem(last=False)
+        self._cache.put(query, vector)
         answer.set_result(vector)
