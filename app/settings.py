@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(
         default=100, ge=1, le=1000, description="pgvector HNSW search breadth, set in each request's transaction."
     )
+    dense_exact_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="pgvector: a scope with fewer memories than this share of the table's rows is searched exactly "
+        "through its b-tree instead of by filtered HNSW (a user's 10k of 1M: 11 vs 61 ms); 0 = always HNSW.",
+    )
     rrf_k: int = 60
     lexical_backend: Literal["bm25", "postgres"] = Field(
         default="bm25",

@@ -51,7 +51,9 @@ def search(
         return _rank_fusion(dense, lexical_candidates(session, query, limit), keys, query.k, params)
     lexical_ids = list(dict.fromkeys(lexical.top("content", limit) + lexical.top("context", limit)))
     if dense_index is None:
-        dense, keys, cosines = proposals_with_cosines(session, query, limit, lexical_ids, params.use_keys)
+        dense, keys, cosines = proposals_with_cosines(
+            session, query, limit, lexical_ids, params.use_keys, len(lexical.ids), params.dense_exact_share
+        )
     else:
         dense = dense_index.candidates(session, query, limit)
         keys = key_candidates(session, query, limit) if params.use_keys else []

@@ -51,3 +51,4 @@ class SearchParams:
     speaker_weight: float = 0.5
     use_keys: bool = True
     key_weight: float = 0.2
+    dense_exact_share: float = 0.05

@@ -1,17 +1,19 @@
-"""The FAISS dense generator: exact on small scopes, the shared filters, coherent after deletes and writes."""
+"""Dense generators. FAISS: exact on small scopes, the shared filters, coherent after deletes and writes.
+pgvector: a scope that is a small share of the table is searched exactly instead of by HNSW."""
 
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from app.vector_changes import is_vector_write, notify_vector_changes
 from benchmarks.corpus import conversation_texts, queries
 from retrieval import SearchQuery
+from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
 
 
@@ -133,3 +135,55 @@ def test_only_statements_that_change_vectors_invalidate() -> None:
     )
     assert not is_vector_write("SELECT id FROM memories WHERE embedding IS NULL")
     assert not is_vector_write("INSERT INTO memory_events (memory_id) VALUES (%(m)s)")
+
+
+def _branches_run(session, query: SearchQuery, scope_rows: int | None, exact_share: float) -> list[bool]:  # type: ignore[no-untyped-def]
+    """Which of dense_rows' two branches (HNSW, exact) read any memories, from EXPLAIN ANALYZE."""
+    captured: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        captured.append((statement, parameters))
+
+    event.listen(session.get_bind(), "before_cursor_execute", capture)
+    try:
+        dense_candidates(session, query, 10, scope_rows=scope_rows, exact_share=exact_share)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", capture)
+    statement, parameters = captured[-1]
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+    plan = cursor.fetchone()[0][0]["Plan"]
+
+    def nodes(node: dict):  # type: ignore[no-untyped-def,type-arg]
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    cte = next(n for n in nodes(plan) if n.get("Subplan Name") == "CTE dense_rows")
+    append = next(n for n in nodes(cte) if n["Node Type"] == "Append")
+    return [
+        any(n.get("Relation Name") == "memories" and n.get("Actual Loops", 0) > 0 for n in nodes(branch))
+        for branch in append["Plans"]
+    ]
+
+
+def test_pgvector_searches_a_small_share_of_the_table_exactly(runtime: Runtime, client: TestClient) -> None:
+    """The exact branch runs only for a known scope under the share, and returns the true top 10."""
+    _load(client)
+    tenant_id = _tenant(runtime, client)
+    with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE memories"))  # the table's row count the choice compares with
+        table_rows = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'memories'")).scalar_one()
+    assert table_rows >= 200
+    for question in queries(4, seed=9):
+        vector = runtime.queries.embed(question)
+        query = SearchQuery(tenant_id=tenant_id, text=question, vector=vector, k=10, user_id="u")
+        with runtime.sessions.begin() as session:
+            session.execute(text("SET LOCAL hnsw.ef_search = 1"))  # HNSW would find 1 row, not 10
+            session.execute(text("SET LOCAL hnsw.iterative_scan = off"))
+            exact = dense_candidates(session, query, 10, scope_rows=200, exact_share=1.0)
+            assert _branches_run(session, query, 200, 1.0) == [False, True]
+            assert _branches_run(session, query, 200, 0.0) == [True, False]
+            assert _branches_run(session, query, None, 1.0) == [True, False]
+            assert _branches_run(session, query, int(table_rows) + 1, 1.0) == [True, False]
+        assert [str(i) for i, _ in exact] == _brute_force(runtime, tenant_id, vector, 10), question

@@ -33,6 +33,7 @@ def search_params(runtime: Runtime) -> SearchParams:
         speaker_weight=s.speaker_weight,
         use_keys=s.use_memory_keys,
         key_weight=s.key_weight,
+        dense_exact_share=s.dense_exact_share,
     )
 
 
