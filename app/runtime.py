@@ -6,6 +6,7 @@ module-level state.
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import migrate
 from app.db.embedded import release_embedded
 from app.db.engine import make_engine, make_sessionmaker, resolve_database_url
+from app.db.tenancy import confined_session
 from app.embedder import Embedder
 from app.jobs.access_counts import AccessCounts
 from app.jobs.embedding_worker import EmbeddingWorker
@@ -48,6 +50,9 @@ class Runtime:
         if self.embedding_worker is not None:
             self.embedding_worker.close()
         self.access_counts.close()
+        for index in (self.lexical_index, self.dense_index):
+            if index is not None:
+                index.close()
         self.jobs.close()
         self.embedder.close()
         self.engine.dispose()
@@ -121,14 +126,15 @@ def _start_performance_parts(runtime: Runtime) -> None:
     """The in-process indexes (BM25 unless Postgres full text is chosen; FAISS when chosen) and the
     in-process embedding worker (when enabled)."""
     s = runtime.settings
+    open_session = partial(confined_session, runtime.sessions)  # for rechecks of other processes' writes
     if s.lexical_backend == "bm25":
         runtime.lexical_index = LexicalIndexes(
-            s.context_window, s.lexical_max_docs, s.lexical_max_scopes, s.lexical_recheck_seconds
+            s.context_window, s.lexical_max_docs, s.lexical_max_scopes, s.lexical_recheck_seconds, open_session
         )
         notify_vector_changes(runtime.engine, runtime.lexical_index.changed)
     if s.dense_backend == "faiss":
         runtime.dense_index = FaissIndexes(
-            s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds
+            s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds, open_session
         )
         notify_vector_changes(runtime.engine, runtime.dense_index.changed)
     if s.embedding_worker:

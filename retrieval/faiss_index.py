@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from retrieval.candidates import PROPOSED_ROWS, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
+from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
 
 # Concurrent requests are the parallelism on a 2-core server; OpenMP inside one small search only adds overhead.
 faiss.omp_set_num_threads(1)
@@ -62,11 +62,18 @@ def _load_vectors(session: Session, key: ScopeKey) -> tuple[list[Any], np.ndarra
 class FaissIndexes:
     """The per-scope indexes of one process."""
 
-    def __init__(self, hnsw_threshold: int, ef_search: int, max_scopes: int, recheck_seconds: float) -> None:
+    def __init__(
+        self,
+        hnsw_threshold: int,
+        ef_search: int,
+        max_scopes: int,
+        recheck_seconds: float,
+        open_session: OpenSession | None = None,
+    ) -> None:
         self._hnsw_threshold = hnsw_threshold
         self._ef_search = ef_search
         self._cache: ScopeCache[_Built] = ScopeCache(
-            partial(scope_stamp, embedded_only=True), self._rebuild, max_scopes, recheck_seconds
+            partial(scope_stamp, embedded_only=True), self._rebuild, max_scopes, recheck_seconds, open_session
         )
 
     @property
@@ -76,6 +83,9 @@ class FaissIndexes:
     def changed(self) -> None:
         """Some memory vectors changed in this process: every scope checks its stamp before its next use."""
         self._cache.changed()
+
+    def close(self) -> None:
+        self._cache.close()
 
     def candidates(self, session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
         """(id, cosine similarity), best first, like `dense_candidates` (its fallback)."""

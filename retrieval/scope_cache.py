@@ -3,15 +3,21 @@ dense index and the BM25 lexical index.
 
 Each entry carries the stamp of the rows it was built from (an aggregate over the scope); a
 changed stamp means refresh. The stamp is not taken on every query, only when this process has
-written memories since the scope was last checked (`changed()`, wired to the engine by the app)
-or after `recheck_seconds` (writers in other processes). Least recently used scopes are dropped
-beyond `max_scopes`.
+written memories since the scope was last checked (`changed()`, wired to the engine by the app):
+then the query waits for it, so a process reads its own writes. Writers in other processes are
+caught by a recheck every `recheck_seconds`, which the app runs off the request path (given
+`open_session`): the query that finds the scope due is served the index as it is, like the ones
+before it. The stamp counts the scope's rows (0.7 s at a million), so a scope is rechecked no more
+often than STAMP_SHARE of the time allows. Least recently used scopes are dropped beyond `max_scopes`.
 """
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -23,6 +29,12 @@ ScopeKey = tuple[Any, str | None]
 
 Built = TypeVar("Built")
 Stamp = tuple[Any, ...]
+OpenSession = Callable[[Any], AbstractContextManager[Session]]
+"""A session confined to the given tenant, for rechecks that run outside any request."""
+
+STAMP_SHARE = 0.1  # of the wall time, at most, that the rechecks of one scope spend stamping it
+
+log = logging.getLogger(__name__)
 
 
 def scope_sql(key: ScopeKey, embedded_only: bool) -> tuple[str, dict[str, Any]]:
@@ -51,13 +63,16 @@ class _Entry(Generic[Built]):
     built: Built | None = None
     generation: int = -1
     checked_at: float = 0.0
+    recheck_after: float = 0.0
+    rechecking: bool = False  # a background recheck is queued or running
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ScopeCache(Generic[Built]):
     """`stamp(session, key)` says whether a scope changed; `refresh(session, key, previous, stamp)`
     builds its index anew, or updates `previous` in place of a rebuild where it can (the new stamp,
-    whose first element is the scope's row count, comes along so it need not be counted again)."""
+    whose first element is the scope's row count, comes along so it need not be counted again).
+    Without `open_session` every check runs in the caller's session."""
 
     def __init__(
         self,
@@ -65,11 +80,14 @@ class ScopeCache(Generic[Built]):
         refresh: Callable[[Session, ScopeKey, Built | None, Stamp], Built | None],
         max_scopes: int,
         recheck_seconds: float,
+        open_session: OpenSession | None = None,
     ) -> None:
         self._stamp = stamp
         self._refresh = refresh
         self._max_scopes = max_scopes
         self._recheck = recheck_seconds
+        self._open_session = open_session
+        self._rechecks = ThreadPoolExecutor(1, "loci-scope-recheck") if open_session is not None else None
         self._entries: OrderedDict[ScopeKey, _Entry[Built]] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
@@ -89,12 +107,45 @@ class ScopeCache(Generic[Built]):
                     self._entries.popitem(last=False)
             self._entries.move_to_end(key)
             generation = self._generation
-        with entry.lock:
-            if entry.generation == generation and time.monotonic() - entry.checked_at < self._recheck:
+            if entry.generation == generation and self._rechecks is not None:
+                # Nothing written here since the last check: only other processes' writes can be missing.
+                if not self._due(entry) or entry.rechecking:
+                    return entry.built
+                entry.rechecking = True
+                self._rechecks.submit(self._recheck_in_background, key, entry)
                 return entry.built
-            stamp = self._stamp(session, key)  # before loading: a write landing in between makes the next check refresh
-            if stamp != entry.stamp:
-                entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
-                self.refreshes += 1
-            entry.generation, entry.checked_at = generation, time.monotonic()
+        with entry.lock:
+            if entry.generation != generation or self._due(entry):
+                self._check(session, key, entry)
+                entry.generation = generation
             return entry.built
+
+    def close(self) -> None:
+        """Wait for a running background recheck and drop queued ones (before the engine goes)."""
+        if self._rechecks is not None:
+            self._rechecks.shutdown(wait=True, cancel_futures=True)
+
+    def _due(self, entry: _Entry[Built]) -> bool:
+        return time.monotonic() - entry.checked_at >= entry.recheck_after
+
+    def _check(self, session: Session, key: ScopeKey, entry: _Entry[Built]) -> None:
+        started = time.monotonic()
+        stamp = self._stamp(session, key)  # before loading: a write landing in between makes the next check refresh
+        entry.recheck_after = max(self._recheck, (time.monotonic() - started) / STAMP_SHARE)
+        if stamp != entry.stamp:
+            entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
+            self.refreshes += 1
+        entry.checked_at = time.monotonic()
+
+    def _recheck_in_background(self, key: ScopeKey, entry: _Entry[Built]) -> None:
+        assert self._open_session is not None
+        try:
+            with entry.lock:
+                if self._due(entry):  # else a query checked it while this one waited
+                    with self._open_session(key[0]) as session:
+                        self._check(session, key, entry)
+        except Exception as exc:  # the database may be away: the next due check tries again
+            log.warning("scope recheck failed: %s", type(exc).__name__)
+            entry.checked_at = time.monotonic()
+        finally:
+            entry.rechecking = False

@@ -1,10 +1,15 @@
 """The in-process BM25 index: exact BM25, appends equal a rebuild, edits and deletes rebuild, filters hold."""
 
 import math
+import threading
+import time
+from functools import partial
 
 import numpy as np
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from app.db.tenancy import confined_session
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
@@ -119,3 +124,42 @@ def test_speaker_view_marks_the_memories_of_the_person_asked_about(runtime: Runt
     scores = _scores(runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "Does Maria like sailing?")
     by_id = dict(zip(map(str, scores.ids), scores.views["speaker"], strict=True))
     assert by_id[ids[0]] == 1.0 and by_id[ids[1]] == 0.0
+
+
+def test_other_processes_writes_are_picked_up_off_the_request_path(runtime: Runtime, client: TestClient) -> None:
+    """Rows this index was not told about (as from another process) arrive through a background
+    recheck: the query that finds the scope due is answered at once and never takes the stamp itself."""
+    tenant_id = _tenant(runtime, client)
+    indexes = LexicalIndexes(0, 10_000, 4, 0.2, partial(confined_session, runtime.sessions))
+    stamped_in: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if "max(updated_at)" in statement:
+            stamped_in.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        _messages(client, "s1", [("Ana", "I play the oboe")])
+        assert _scores(runtime, indexes, tenant_id, "oboe").top("content", 5)  # first use: built here
+        stamped_in.clear()
+        [bassoon] = _messages(client, "s1", [("Ben", "I switched to the bassoon")])
+        time.sleep(0.25)
+        _scores(runtime, indexes, tenant_id, "bassoon")  # due: answered as it is, recheck queued
+        deadline = time.monotonic() + 10
+        while str_ids(_scores(runtime, indexes, tenant_id, "bassoon").top("content", 5)) != [bassoon]:
+            assert time.monotonic() < deadline, "the background recheck never picked the new row up"
+            time.sleep(0.05)
+        assert stamped_in and threading.main_thread().name not in stamped_in
+        assert all(name.startswith("loci-scope-recheck") for name in stamped_in)
+        # This process's own writes (changed()) are still read at once, in the caller's session.
+        [flute] = _messages(client, "s1", [("Ana", "And the flute")])
+        indexes.changed()
+        assert str_ids(_scores(runtime, indexes, tenant_id, "flute").top("content", 5)) == [flute]
+        assert threading.main_thread().name in stamped_in
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+        indexes.close()
+
+
+def str_ids(ids: list) -> list[str]:  # type: ignore[type-arg]
+    return [str(i) for i in ids]
