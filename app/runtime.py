@@ -129,12 +129,22 @@ def _start_performance_parts(runtime: Runtime) -> None:
     open_session = partial(confined_session, runtime.sessions)  # for rechecks of other processes' writes
     if s.lexical_backend == "bm25":
         runtime.lexical_index = LexicalIndexes(
-            s.context_window, s.lexical_max_docs, s.lexical_max_scopes, s.lexical_recheck_seconds, open_session
+            s.context_window,
+            s.lexical_max_docs,
+            s.lexical_max_scopes,
+            s.lexical_recheck_seconds,
+            open_session,
+            s.index_background_rows,
         )
         notify_vector_changes(runtime.engine, runtime.lexical_index.changed)
     if s.dense_backend == "faiss":
         runtime.dense_index = FaissIndexes(
-            s.faiss_hnsw_threshold, s.faiss_ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds, open_session
+            s.faiss_hnsw_threshold,
+            s.faiss_ef_search,
+            s.faiss_max_scopes,
+            s.faiss_recheck_seconds,
+            open_session,
+            s.index_background_rows,
         )
         notify_vector_changes(runtime.engine, runtime.dense_index.changed)
     if s.embedding_worker:

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="External Postgres URL; unset means the embedded server under `home`."
     )
+    embedded_shared_buffers: str = Field(
+        default="1GB",
+        pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
+        description="shared_buffers of the embedded server (Postgres' own default is 128MB): HNSW searches "
+        "read ~1,200 index pages at 1M memories, and each one read from the OS cache instead costs "
+        "time. Changed, it applies at once if no other process uses the server, else at its next start.",
+    )
     host: str = "127.0.0.1"
     port: int = 8420
     mcp_port: int = Field(default=8421, description="Port of `loci mcp --http` (its endpoint is /mcp).")
@@ -127,7 +134,15 @@ class Settings(BaseSettings):
     key_weight: float = Field(default=0.2, ge=0, description="Weight of matches on consolidation keys.")
     context_window: int = Field(default=2, ge=0, le=10, description="Neighbouring turns each side in the context view.")
     lexical_max_docs: int = Field(
-        default=200_000, ge=1, description="Larger scopes are not held in process; they use Postgres full text."
+        default=2_000_000,
+        ge=1,
+        description="Larger scopes are not held in process (~1.5 GB a million memories); they use Postgres full text.",
+    )
+    index_background_rows: int = Field(
+        default=100_000,
+        ge=0,
+        description="In-process indexes (BM25, FAISS) of scopes larger than this are built and refreshed in the "
+        "background, never in a request; until the first build, searches of such a scope use Postgres alone.",
     )
     lexical_max_scopes: int = Field(default=64, ge=1, description="BM25 scope indexes kept in memory.")
     lexical_recheck_seconds: float = Field(

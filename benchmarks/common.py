@@ -3,10 +3,12 @@
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import httpx
 from sqlalchemy import text
 
+from app.db.tenancy import confined_session
 from app.query_cache import QueryEmbeddings
 from app.runtime import Runtime
 from app.vector_changes import notify_vector_changes
@@ -68,6 +70,15 @@ def analyze(runtime: Runtime) -> None:
         conn.execute(text("ANALYZE memories"))
 
 
+def wait_for_indexes(runtime: Runtime) -> float:
+    """Wait while an in-process index is built or checked in the background (a large scope's first
+    searches go to Postgres meanwhile); returns the seconds waited."""
+    started = time.perf_counter()
+    while any(index is not None and index.busy for index in (runtime.lexical_index, runtime.dense_index)):
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
 @contextmanager
 def dense_mode(runtime: Runtime, mode: str, ef_search: int) -> Iterator[None]:
     """Switch the live service's dense generator: pgvector, faiss (settings' HNSW threshold) or exact.
@@ -81,10 +92,18 @@ def dense_mode(runtime: Runtime, mode: str, ef_search: int) -> Iterator[None]:
         yield
         return
     threshold = s.faiss_hnsw_threshold if mode == "faiss" else 2**62  # exact: a flat (brute-force) index
-    runtime.dense_index = FaissIndexes(threshold, ef_search, s.faiss_max_scopes, s.faiss_recheck_seconds)
+    runtime.dense_index = FaissIndexes(
+        threshold,
+        ef_search,
+        s.faiss_max_scopes,
+        s.faiss_recheck_seconds,
+        partial(confined_session, runtime.sessions),
+        s.index_background_rows,
+    )
     stop = notify_vector_changes(runtime.engine, runtime.dense_index.changed)
     try:
         yield
     finally:
         stop()
+        runtime.dense_index.close()
         runtime.dense_index = None

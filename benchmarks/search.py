@@ -11,7 +11,16 @@ import httpx
 
 from app.local_server import throwaway_runtime
 from app.runtime import Runtime
-from benchmarks.common import SERVICE, USER, analyze, client_for, dense_mode, grow_to, latency_summary
+from benchmarks.common import (
+    SERVICE,
+    USER,
+    analyze,
+    client_for,
+    dense_mode,
+    grow_to,
+    latency_summary,
+    wait_for_indexes,
+)
 from benchmarks.corpus import distinct_queries
 
 MODES = ("exact", "pgvector", "faiss")
@@ -42,6 +51,7 @@ def measure_scope(
     for mode in MODES:
         with dense_mode(runtime, mode, runtime.settings.faiss_ef_search):
             _timed_searches(client, warm, k)  # connections, index build, buffer cache
+            wait_for_indexes(runtime)  # a scope over LOCI_INDEX_BACKGROUND_ROWS builds in the background
             latencies, results = _timed_searches(client, measured, k)
         if mode == "exact":
             exact_results = results

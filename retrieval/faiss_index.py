@@ -36,10 +36,12 @@ MAX_FETCH_SHARE = 0.25
 class _Built:
     """An index and the memory ids of its rows, replaced together so a reader never mixes two builds."""
 
-    index: faiss.Index
+    index: faiss.Index | None  # None for a scope with no embedded memories
     ids: list[Any]
 
     def search(self, qvec: np.ndarray, fetch: int, ef_search: int) -> list[Any]:
+        if self.index is None:
+            return []
         if isinstance(self.index, faiss.IndexHNSWFlat):
             params = faiss.SearchParametersHNSW(efSearch=max(ef_search, fetch))
             _, positions = self.index.search(qvec, fetch, params=params)
@@ -69,11 +71,17 @@ class FaissIndexes:
         max_scopes: int,
         recheck_seconds: float,
         open_session: OpenSession | None = None,
+        background_rows: int = 100_000,
     ) -> None:
         self._hnsw_threshold = hnsw_threshold
         self._ef_search = ef_search
         self._cache: ScopeCache[_Built] = ScopeCache(
-            partial(scope_stamp, embedded_only=True), self._rebuild, max_scopes, recheck_seconds, open_session
+            partial(scope_stamp, embedded_only=True),
+            self._rebuild,
+            max_scopes,
+            recheck_seconds,
+            open_session,
+            background_rows,
         )
 
     @property
@@ -84,15 +92,22 @@ class FaissIndexes:
         """Some memory vectors changed in this process: every scope checks its stamp before its next use."""
         self._cache.changed()
 
+    @property
+    def busy(self) -> bool:
+        """A scope's index is being built or checked in the background (benchmarks wait for it)."""
+        return self._cache.busy
+
     def close(self) -> None:
         self._cache.close()
 
     def candidates(self, session: Session, query: SearchQuery, limit: int) -> list[tuple[Any, float]]:
         """(id, cosine similarity), best first, like `dense_candidates` (its fallback)."""
         built = self._cache.get(session, (query.tenant_id, query.user_id))
-        if built is None:
-            return []
+        if built is None:  # a large scope whose index is still being built in the background
+            return dense_candidates(session, query, limit)
         size = len(built.ids)
+        if size == 0:
+            return []
         where, params = memory_filter(query)
         params.update(qvec=query.embedding_literal)
         qvec = np.ascontiguousarray(query.embedding, dtype=np.float32).reshape(1, -1)
@@ -118,12 +133,12 @@ class FaissIndexes:
                 return dense_candidates(session, query, limit)
             fetch = min(size, fetch * 4)
 
-    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built | None:
+    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built:
         return self._build(*_load_vectors(session, key))
 
-    def _build(self, ids: list[Any], vectors: np.ndarray) -> _Built | None:
+    def _build(self, ids: list[Any], vectors: np.ndarray) -> _Built:
         if not ids:
-            return None
+            return _Built(None, [])
         dim = vectors.shape[1]
         if len(vectors) >= self._hnsw_threshold:
             index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)

@@ -121,6 +121,12 @@ class ScopeLexicon:
         self._views.clear()
         self._views_bytes = 0
 
+    def prepare(self) -> None:
+        """Compute the derived arrays now, where the refresh runs (in the background for a large
+        scope), rather than in the next query: ~1 s at a million memories."""
+        with self.lock:
+            self.derived()
+
     def derived(self) -> _Derived:
         if self._derived is not None:
             return self._derived
@@ -305,11 +311,17 @@ class LexicalIndexes:
         max_scopes: int,
         recheck_seconds: float,
         open_session: OpenSession | None = None,
+        background_rows: int = 100_000,
     ) -> None:
         self._window = window
         self._max_docs = max_docs
         self._cache: ScopeCache[ScopeLexicon] = ScopeCache(
-            partial(scope_stamp, embedded_only=False), self._refresh, max_scopes, recheck_seconds, open_session
+            partial(scope_stamp, embedded_only=False),
+            self._refresh,
+            max_scopes,
+            recheck_seconds,
+            open_session,
+            background_rows,
         )
 
     @property
@@ -319,11 +331,17 @@ class LexicalIndexes:
     def changed(self) -> None:
         self._cache.changed()
 
+    @property
+    def busy(self) -> bool:
+        """A scope's index is being built or checked in the background (benchmarks wait for it)."""
+        return self._cache.busy
+
     def close(self) -> None:
         self._cache.close()
 
     def scores(self, session: Session, query: SearchQuery) -> LexicalScores | None:
-        """Scores over the query's scope, or None when the scope is too large to hold here."""
+        """Scores over the query's scope, or None when the scope is too large to hold here or its
+        index is still being built."""
         lexicon = self._cache.get(session, (query.tenant_id, query.user_id))
         if lexicon is None:
             return None
@@ -350,7 +368,9 @@ class LexicalIndexes:
             appended_only = all(row.seq > previous.max_seq for row in rows)
             if appended_only and len(previous.ids) + len(rows) == count:
                 previous.add(rows)
+                previous.prepare()
                 return previous
         lexicon = ScopeLexicon(self._window)
         lexicon.add(session.execute(text(f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY seq"), params).all())
+        lexicon.prepare()
         return lexicon

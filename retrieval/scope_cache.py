@@ -8,7 +8,8 @@ then the query waits for it, so a process reads its own writes. Writers in other
 caught by a recheck every `recheck_seconds`, which the app runs off the request path (given
 `open_session`): the query that finds the scope due is served the index as it is, like the ones
 before it. The stamp counts the scope's rows (0.7 s at a million), so a scope is rechecked no more
-often than STAMP_SHARE of the time allows. Least recently used scopes are dropped beyond `max_scopes`.
+often than STAMP_SHARE of the time allows. A large scope is built and refreshed only off the
+request path (see ScopeCache). Least recently used scopes are dropped beyond `max_scopes`.
 """
 
 import logging
@@ -59,12 +60,13 @@ def scope_stamp(session: Session, key: ScopeKey, embedded_only: bool) -> Stamp:
 
 @dataclass
 class _Entry(Generic[Built]):
-    stamp: Stamp | None = None
+    stamp: Stamp | None = None  # of the rows `built` was made from
     built: Built | None = None
+    rows: int | None = None  # the scope's size at its last stamp
     generation: int = -1
     checked_at: float = 0.0
     recheck_after: float = 0.0
-    rechecking: bool = False  # a background recheck is queued or running
+    rechecking: bool = False  # a background check is queued or running
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -72,7 +74,13 @@ class ScopeCache(Generic[Built]):
     """`stamp(session, key)` says whether a scope changed; `refresh(session, key, previous, stamp)`
     builds its index anew, or updates `previous` in place of a rebuild where it can (the new stamp,
     whose first element is the scope's row count, comes along so it need not be counted again).
-    Without `open_session` every check runs in the caller's session."""
+
+    Without `open_session` every check runs in the caller's session. With it, checks run in a
+    background thread where the caller need not wait: when only other processes can have written,
+    and always for a scope of more than `background_rows` memories, whose build takes seconds (30 s
+    for a million in BM25): until its first build is done such a scope gets None, as a scope too
+    large to index does, and the caller does without the index.
+    """
 
     def __init__(
         self,
@@ -81,12 +89,14 @@ class ScopeCache(Generic[Built]):
         max_scopes: int,
         recheck_seconds: float,
         open_session: OpenSession | None = None,
+        background_rows: int = 100_000,
     ) -> None:
         self._stamp = stamp
         self._refresh = refresh
         self._max_scopes = max_scopes
         self._recheck = recheck_seconds
         self._open_session = open_session
+        self._background_rows = background_rows
         self._rechecks = ThreadPoolExecutor(1, "loci-scope-recheck") if open_session is not None else None
         self._entries: OrderedDict[ScopeKey, _Entry[Built]] = OrderedDict()
         self._lock = threading.Lock()
@@ -107,45 +117,67 @@ class ScopeCache(Generic[Built]):
                     self._entries.popitem(last=False)
             self._entries.move_to_end(key)
             generation = self._generation
-            if entry.generation == generation and self._rechecks is not None:
-                # Nothing written here since the last check: only other processes' writes can be missing.
-                if not self._due(entry) or entry.rechecking:
+            if self._rechecks is not None and entry.rows is not None:
+                if entry.rows > self._background_rows or entry.generation == generation:
+                    if entry.rechecking or (entry.generation == generation and not self._due(entry)):
+                        return entry.built
+                    self._submit(key, entry, generation)
                     return entry.built
-                entry.rechecking = True
-                self._rechecks.submit(self._recheck_in_background, key, entry)
-                return entry.built
         with entry.lock:
-            if entry.generation != generation or self._due(entry):
-                self._check(session, key, entry)
-                entry.generation = generation
+            if entry.generation == generation and not self._due(entry):
+                return entry.built  # another query checked it while this one waited
+            stamp = self._stamp(session, key)
+            entry.rows = stamp[0]
+            if self._rechecks is not None and entry.stamp is None and entry.rows > self._background_rows:
+                with self._lock:
+                    if not entry.rechecking:
+                        self._submit(key, entry, generation)
+                return entry.built
+            self._check(session, key, entry, stamp)
+            entry.generation = generation
             return entry.built
 
+    @property
+    def busy(self) -> bool:
+        """A background build or check is queued or running."""
+        with self._lock:
+            return any(entry.rechecking for entry in self._entries.values())
+
     def close(self) -> None:
-        """Wait for a running background recheck and drop queued ones (before the engine goes)."""
+        """Wait for a running background check and drop queued ones (before the engine goes)."""
         if self._rechecks is not None:
             self._rechecks.shutdown(wait=True, cancel_futures=True)
 
     def _due(self, entry: _Entry[Built]) -> bool:
         return time.monotonic() - entry.checked_at >= entry.recheck_after
 
-    def _check(self, session: Session, key: ScopeKey, entry: _Entry[Built]) -> None:
+    def _submit(self, key: ScopeKey, entry: _Entry[Built], generation: int) -> None:
+        """Queue a background check of the scope (the caller holds self._lock)."""
+        assert self._rechecks is not None
+        entry.rechecking = True
+        self._rechecks.submit(self._check_in_background, key, entry, generation)
+
+    def _check(self, session: Session, key: ScopeKey, entry: _Entry[Built], stamp: Stamp | None = None) -> None:
         started = time.monotonic()
-        stamp = self._stamp(session, key)  # before loading: a write landing in between makes the next check refresh
+        if stamp is None:  # before loading: a write landing in between makes the next check refresh
+            stamp = self._stamp(session, key)
+        entry.rows = stamp[0]
         entry.recheck_after = max(self._recheck, (time.monotonic() - started) / STAMP_SHARE)
         if stamp != entry.stamp:
             entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
             self.refreshes += 1
         entry.checked_at = time.monotonic()
 
-    def _recheck_in_background(self, key: ScopeKey, entry: _Entry[Built]) -> None:
+    def _check_in_background(self, key: ScopeKey, entry: _Entry[Built], generation: int) -> None:
         assert self._open_session is not None
         try:
             with entry.lock:
-                if self._due(entry):  # else a query checked it while this one waited
+                if entry.stamp is None or entry.generation < generation or self._due(entry):
                     with self._open_session(key[0]) as session:
                         self._check(session, key, entry)
+                    entry.generation = max(entry.generation, generation)
         except Exception as exc:  # the database may be away: the next due check tries again
-            log.warning("scope recheck failed: %s", type(exc).__name__)
+            log.warning("scope check failed: %s", type(exc).__name__)
             entry.checked_at = time.monotonic()
         finally:
             entry.rechecking = False

@@ -1,13 +1,17 @@
 """Dense generators. FAISS: exact on small scopes, the shared filters, coherent after deletes and writes.
 pgvector: a scope that is a small share of the table is searched exactly instead of by HNSW."""
 
+import threading
+import time
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
 
+from app.db.tenancy import confined_session
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from app.vector_changes import is_vector_write, notify_vector_changes
@@ -187,3 +191,35 @@ def test_pgvector_searches_a_small_share_of_the_table_exactly(runtime: Runtime, 
             assert _branches_run(session, query, None, 1.0) == [True, False]
             assert _branches_run(session, query, int(table_rows) + 1, 1.0) == [True, False]
         assert [str(i) for i, _ in exact] == _brute_force(runtime, tenant_id, vector, 10), question
+
+
+def test_a_large_scope_is_served_by_pgvector_until_its_faiss_index_is_built(
+    runtime: Runtime, client: TestClient
+) -> None:
+    _load(client, 60)
+    tenant_id = _tenant(runtime, client)
+    indexes = FaissIndexes(10**9, 64, 8, 600, partial(confined_session, runtime.sessions), background_rows=10)
+    question = queries(1, seed=7)[0]
+    query = SearchQuery(tenant_id=tenant_id, text=question, vector=runtime.queries.embed(question), k=10, user_id="u")
+    loaded_in: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if "vector_send(embedding)" in statement:  # the vectors an index is built from
+            loaded_in.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        with runtime.sessions.begin() as session:
+            first = indexes.candidates(session, query, 10)  # 60 > 10 memories: pgvector answers
+            assert [i for i, _ in first] == [i for i, _ in dense_candidates(session, query, 10)]
+        deadline = time.monotonic() + 10
+        while indexes.rebuilds == 0:
+            assert time.monotonic() < deadline, "the background build never finished"
+            time.sleep(0.05)
+        assert loaded_in and threading.main_thread().name not in loaded_in
+        assert _faiss_ids(runtime, indexes, tenant_id, question, 10) == _brute_force(
+            runtime, tenant_id, query.embedding, 10
+        )
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+        indexes.close()

