@@ -49,6 +49,12 @@ class _Derived:
     ids: list[Any]
     position: dict[Any, int]
     neighbours: np.ndarray  # n x (2w+1) positions of each memory's window, padded with n
+    # The same windows as runs: memories in window order (each session's turns in order, then every
+    # memory that stands alone); the window of the memory at rank r is ranks window_lo[r]..window_hi[r].
+    window_order: np.ndarray
+    window_rank: np.ndarray
+    window_lo: np.ndarray
+    window_hi: np.ndarray
     norm_content: np.ndarray  # BM25 length normalisation of each memory's text
     norm_context: np.ndarray  # ... and of its window
     by_speaker_word: dict[str, np.ndarray]  # positions of the memories whose speaker's name has the word
@@ -122,10 +128,13 @@ class ScopeLexicon:
         self._views_bytes = 0
 
     def prepare(self) -> None:
-        """Compute the derived arrays now, where the refresh runs (in the background for a large
-        scope), rather than in the next query: ~1 s at a million memories."""
+        """Compute the derived arrays and turn the postings into arrays now, where the refresh runs
+        (in the background for a large scope), rather than in the next queries: ~1 s at a million
+        memories. Arrays also take less than half the room of lists of Python ints."""
         with self.lock:
             self.derived()
+            for term in list(self.postings):
+                self._posting(term)
 
     def derived(self) -> _Derived:
         if self._derived is not None:
@@ -137,9 +146,11 @@ class ScopeLexicon:
         for position, (session_id, kind) in enumerate(zip(self.sessions, self.types, strict=True)):
             if session_id is not None and kind == "episodic":  # turns have neighbours; facts stand alone
                 by_session.setdefault(session_id, []).append(position)
+        runs: list[np.ndarray] = []
         for members in by_session.values():
             members.sort(key=self.order.__getitem__)
             ordered = np.array(members)
+            runs.append(ordered)
             for offset in range(-w, w + 1):
                 if offset == 0 or abs(offset) >= len(ordered):
                     continue
@@ -147,6 +158,16 @@ class ScopeLexicon:
                     neighbours[ordered[:-offset], w + offset] = ordered[offset:]
                 else:
                     neighbours[ordered[-offset:], w + offset] = ordered[:offset]
+        in_run = np.zeros(n, dtype=bool)
+        for ordered in runs:
+            in_run[ordered] = True
+        alone = np.flatnonzero(~in_run)
+        window_order = np.concatenate([*runs, alone]).astype(np.int64)
+        window_rank = np.empty(n, dtype=np.int64)
+        window_rank[window_order] = np.arange(n)
+        sizes = np.array([len(r) for r in runs] + [1] * len(alone), dtype=np.int64)
+        run_start = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        ranks = np.arange(n)
         lengths = np.append(np.asarray(self.lengths, dtype=np.float64), 0.0)
         window_lengths = lengths[neighbours].sum(axis=1)
         speaker_words: dict[str, list[int]] = {}
@@ -157,6 +178,10 @@ class ScopeLexicon:
             ids=list(self.ids),
             position={memory_id: i for i, memory_id in enumerate(self.ids)},
             neighbours=neighbours,
+            window_order=window_order,
+            window_rank=window_rank,
+            window_lo=np.maximum(ranks - w, run_start),
+            window_hi=np.minimum(ranks + w, run_start + np.repeat(sizes, sizes) - 1),
             norm_content=K1 * (1 - B + B * lengths[:n] / max(lengths[:n].mean(), 1.0)) if n else np.zeros(0),
             norm_context=K1 * (1 - B + B * window_lengths / max(window_lengths.mean(), 1.0)) if n else np.zeros(0),
             by_speaker_word={word: np.asarray(positions) for word, positions in speaker_words.items()},
@@ -208,14 +233,10 @@ class ScopeLexicon:
             return None
         docs, tfs = posting
         n = len(self.ids)
-        # Windows are symmetric (j in i's window iff i in j's), so the memories whose window holds
-        # the term are the windows of the memories that hold it.
-        in_window = np.zeros(n + 1, dtype=bool)  # position n is the window padding
-        in_window[derived.neighbours[docs]] = True
-        reached = np.flatnonzero(in_window[:n])
-        tf = np.zeros(n + 1)
-        tf[docs] = tfs
-        window_tf = tf[derived.neighbours[reached]].sum(axis=1)
+        if len(docs) * derived.neighbours.shape[1] * 4 > n:  # its windows reach a large share of the scope
+            reached, window_tf = _window_tf_by_runs(derived, docs, tfs, n)
+        else:
+            reached, window_tf = _window_tf_by_neighbours(derived, docs, tfs, n)
         views = _TermViews(
             content_at=docs,
             content=_bm25(tfs, derived.norm_content[docs], len(docs), n),
@@ -241,6 +262,32 @@ class ScopeLexicon:
         if query.session_id is not None:
             mask &= np.fromiter((s == query.session_id for s in self.sessions), dtype=bool, count=len(self.sessions))
         return mask
+
+
+def _window_tf_by_neighbours(
+    derived: _Derived, docs: np.ndarray, tfs: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The memories whose window holds the term, and its frequency in each window; costs
+    O(postings x window). Windows are symmetric (j in i's window iff i in j's), so the memories
+    whose window holds the term are the windows of the memories that hold it."""
+    in_window = np.zeros(n + 1, dtype=bool)  # position n is the window padding
+    in_window[derived.neighbours[docs]] = True
+    reached = np.flatnonzero(in_window[:n])
+    tf = np.zeros(n + 1)
+    tf[docs] = tfs
+    return reached, tf[derived.neighbours[reached]].sum(axis=1)
+
+
+def _window_tf_by_runs(derived: _Derived, docs: np.ndarray, tfs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same as `_window_tf_by_neighbours` in one sequential pass over the scope: a window is a
+    run of ranks, so its frequency is a difference of prefix sums (exact: the sums are of integers).
+    A term in 143k of 1M memories: 20 ms instead of 42."""
+    prefix = np.zeros(n + 1)
+    prefix[derived.window_rank[docs] + 1] = tfs
+    np.cumsum(prefix, out=prefix)
+    by_rank = prefix[derived.window_hi + 1] - prefix[derived.window_lo]
+    held = np.flatnonzero(by_rank)
+    return derived.window_order[held], by_rank[held]
 
 
 def _bm25(tf: np.ndarray, norm: np.ndarray, df: int, n: int) -> np.ndarray:

@@ -1,9 +1,13 @@
 """The in-process BM25 index: exact BM25, appends equal a rebuild, edits and deletes rebuild, filters hold."""
 
 import math
+import random
 import threading
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from types import SimpleNamespace
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -13,7 +17,13 @@ from app.db.tenancy import confined_session
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
-from retrieval.lexical_index import LexicalIndexes, LexicalScores
+from retrieval.lexical_index import (
+    LexicalIndexes,
+    LexicalScores,
+    ScopeLexicon,
+    _window_tf_by_neighbours,
+    _window_tf_by_runs,
+)
 from retrieval.tokens import tokenize
 
 
@@ -202,3 +212,37 @@ def test_a_large_scope_is_built_and_refreshed_only_in_the_background(runtime: Ru
 def _try_scores(runtime: Runtime, indexes: LexicalIndexes, query: SearchQuery) -> LexicalScores | None:
     with runtime.sessions.begin() as session:
         return indexes.scores(session, query)
+
+
+def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
+    """The two ways of finding a term's windows (chosen by how far its postings reach) agree exactly,
+    across sessions whose turns arrive out of order, facts that stand alone and turns with no session."""
+    rng = random.Random(5)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    words = ["oboe", "school", "sunday", "bassoon", "lisbon", "garden", "puppy", "violin"]
+    rows = [
+        SimpleNamespace(
+            id=uuid.uuid4(),
+            seq=i + 1,
+            type="semantic" if i % 7 == 0 else "episodic",
+            agent_id=None,
+            session_id=None if i % 11 == 0 else f"s{rng.randrange(6)}",
+            event_at=start + timedelta(minutes=rng.randrange(500)),
+            updated_at=start,
+            content=" ".join(rng.sample(words, rng.randint(1, 3))),
+            attributes={"speaker": rng.choice(["Ana", "Ben"])},
+        )
+        for i in range(300)
+    ]
+    for window in (0, 1, 2):
+        lexicon = ScopeLexicon(window)
+        lexicon.add(rows)
+        derived = lexicon.derived()
+        for term in lexicon.postings:
+            posting = lexicon._posting(term)
+            assert posting is not None
+            by_runs = _window_tf_by_runs(derived, *posting, len(rows))
+            by_neighbours = _window_tf_by_neighbours(derived, *posting, len(rows))
+            order = np.argsort(by_runs[0])
+            assert np.array_equal(by_runs[0][order], by_neighbours[0]), term
+            assert np.array_equal(by_runs[1][order], by_neighbours[1]), term
