@@ -37,6 +37,7 @@ B = 0.75
 # that recur in queries (generated text at 1M memories: 40 terms, 214 bytes a memory).
 VIEW_BYTES_PER_MEMORY = 256
 SAMPLE_FOR_TOP = 16_384
+COMMON_SHARE = 0.01  # a term in this share of a large scope is scored ahead, off the request path
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,23 @@ class ScopeLexicon:
             self.derived()
             for term in list(self.postings):
                 self._posting(term)
+
+    def score_common_terms(self) -> None:
+        """Score ahead the terms held by at least COMMON_SHARE of the scope, most common first, into
+        up to three quarters of the kept-term room. First use of such a term costs O(scope) (~25 ms at a million
+        memories) and would land on a query; a background refresh calls this after an append or a
+        build instead. The lock is taken per term, so queries interleave."""
+        with self.lock:
+            n, derived = len(self.ids), self.derived()
+            common = sorted(
+                ((len(docs), term) for term, (docs, _) in self.postings.items() if len(docs) >= COMMON_SHARE * n),
+                reverse=True,
+            )
+        for _, term in common:
+            with self.lock:
+                if self._derived is not derived or self._views_bytes > VIEW_BYTES_PER_MEMORY * n * 3 / 4:
+                    return  # appended meanwhile (the next refresh starts over), or room for queries' own terms
+                self._term_views(term, derived)
 
     def derived(self) -> _Derived:
         if self._derived is not None:
@@ -362,6 +380,7 @@ class LexicalIndexes:
     ) -> None:
         self._window = window
         self._max_docs = max_docs
+        self._background_rows = background_rows if open_session is not None else None
         self._cache: ScopeCache[ScopeLexicon] = ScopeCache(
             partial(scope_stamp, embedded_only=False),
             self._refresh,
@@ -415,9 +434,13 @@ class LexicalIndexes:
             appended_only = all(row.seq > previous.max_seq for row in rows)
             if appended_only and len(previous.ids) + len(rows) == count:
                 previous.add(rows)
-                previous.prepare()
-                return previous
+                return self._prepared(previous)
         lexicon = ScopeLexicon(self._window)
         lexicon.add(session.execute(text(f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY seq"), params).all())
+        return self._prepared(lexicon)
+
+    def _prepared(self, lexicon: ScopeLexicon) -> ScopeLexicon:
         lexicon.prepare()
+        if self._background_rows is not None and len(lexicon.ids) > self._background_rows:  # off the request path
+            lexicon.score_common_terms()
         return lexicon

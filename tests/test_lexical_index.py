@@ -246,3 +246,32 @@ def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
             order = np.argsort(by_runs[0])
             assert np.array_equal(by_runs[0][order], by_neighbours[0]), term
             assert np.array_equal(by_runs[1][order], by_neighbours[1]), term
+
+
+def test_common_terms_scored_ahead_give_the_same_scores() -> None:
+    rng = random.Random(8)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    words = [f"w{i}" for i in range(400)]
+    rows = [
+        SimpleNamespace(
+            id=uuid.uuid4(),
+            seq=i + 1,
+            type="episodic",
+            agent_id=None,
+            session_id=f"s{i // 10}",
+            event_at=start + timedelta(minutes=i),
+            updated_at=start,
+            content=" ".join(rng.choice(words[:8] if rng.random() < 0.5 else words) for _ in range(4)),
+            attributes={"speaker": "Ana"},
+        )
+        for i in range(2000)
+    ]
+    ahead, fresh = ScopeLexicon(2), ScopeLexicon(2)
+    ahead.add(rows)
+    fresh.add(rows)
+    ahead.score_common_terms()
+    common = {term for term, (docs, _) in ahead.postings.items() if len(docs) >= 0.01 * len(rows)}
+    assert {"w0", "w1"} <= set(ahead._views) <= common  # the eight frequent words, most common first
+    for query in ["w0 w3 w250", "w7 w399", "w5"]:
+        scored, expected = ahead.scores(query), fresh.scores(query)
+        assert all(np.array_equal(scored[view], expected[view]) for view in expected)
