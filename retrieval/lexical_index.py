@@ -91,6 +91,7 @@ class ScopeLexicon:
     order: list[tuple[float, int]] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     postings: dict[str, tuple[np.ndarray | list[int], np.ndarray | list[int]]] = field(default_factory=dict)
+    _appended_terms: set[str] = field(default_factory=set)  # terms whose postings are lists since the last prepare
     max_seq: int = 0
     max_updated: datetime | None = None
     _derived: _Derived | None = None
@@ -108,6 +109,7 @@ class ScopeLexicon:
             counts: dict[str, int] = {}
             for term in tokenize(indexed_text(row.content, row.attributes)):
                 counts[term] = counts.get(term, 0) + 1
+            self._appended_terms.update(counts)
             for term, tf in counts.items():
                 docs, tfs = self.postings.setdefault(term, ([], []))
                 if isinstance(docs, np.ndarray):  # frozen by a query since the last append
@@ -134,8 +136,9 @@ class ScopeLexicon:
         memories. Arrays also take less than half the room of lists of Python ints."""
         with self.lock:
             self.derived()
-            for term in list(self.postings):
+            for term in self._appended_terms:
                 self._posting(term)
+            self._appended_terms.clear()
 
     def score_common_terms(self) -> None:
         """Score ahead the terms held by at least COMMON_SHARE of the scope, most common first, into
