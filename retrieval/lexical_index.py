@@ -168,10 +168,12 @@ class ScopeLexicon:
             if session_id is not None and kind == "episodic":  # turns have neighbours; facts stand alone
                 by_session.setdefault(session_id, []).append(position)
         runs: list[np.ndarray] = []
+        in_run = np.zeros(n, dtype=bool)
         for members in by_session.values():
             members.sort(key=self.order.__getitem__)
             ordered = np.array(members)
             runs.append(ordered)
+            in_run[ordered] = True
             for offset in range(-w, w + 1):
                 if offset == 0 or abs(offset) >= len(ordered):
                     continue
@@ -179,9 +181,6 @@ class ScopeLexicon:
                     neighbours[ordered[:-offset], w + offset] = ordered[offset:]
                 else:
                     neighbours[ordered[-offset:], w + offset] = ordered[:offset]
-        in_run = np.zeros(n, dtype=bool)
-        for ordered in runs:
-            in_run[ordered] = True
         alone = np.flatnonzero(~in_run)
         window_order = np.concatenate([*runs, alone]).astype(np.int64)
         window_rank = np.empty(n, dtype=np.int64)

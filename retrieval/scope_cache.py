@@ -128,7 +128,7 @@ class ScopeCache(Generic[Built]):
                 return entry.built  # another query checked it while this one waited
             stamp = self._stamp(session, key)
             entry.rows = stamp[0]
-            if self._rechecks is not None and entry.stamp is None and entry.rows > self._background_rows:
+            if self._rechecks is not None and entry.rows > self._background_rows:  # first build, or grew past it
                 with self._lock:
                     if not entry.rechecking:
                         self._submit(key, entry, generation)

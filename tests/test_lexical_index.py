@@ -275,3 +275,34 @@ def test_common_terms_scored_ahead_give_the_same_scores() -> None:
     for query in ["w0 w3 w250", "w7 w399", "w5"]:
         scored, expected = ahead.scores(query), fresh.scores(query)
         assert all(np.array_equal(scored[view], expected[view]) for view in expected)
+
+
+def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
+    runtime: Runtime, client: TestClient
+) -> None:
+    tenant_id = _tenant(runtime, client)
+    indexes = LexicalIndexes(0, 10_000, 4, 600, partial(confined_session, runtime.sessions), background_rows=3)
+    loaded_in: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if "SELECT id, seq" in statement:
+            loaded_in.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?")])
+        query = SearchQuery(tenant_id=tenant_id, text="bassoon", vector=np.zeros(1), user_id="u")
+        assert _try_scores(runtime, indexes, query) is not None  # 2 memories: built in the caller
+        assert loaded_in == [threading.main_thread().name]
+        [bassoon] = _messages(client, "s1", [("Ben", "I switched to the bassoon"), ("Ana", "Loud?")])[:1]
+        indexes.changed()
+        stale = _try_scores(runtime, indexes, query)  # now 4 > 3: the refresh goes to the background
+        assert stale is not None
+        deadline = time.monotonic() + 10
+        while str_ids((_try_scores(runtime, indexes, query) or stale).top("content", 5)) != [bassoon]:
+            assert time.monotonic() < deadline, "the background refresh never picked the new rows up"
+            time.sleep(0.05)
+        assert loaded_in[0] == threading.main_thread().name and threading.main_thread().name not in loaded_in[1:]
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+        indexes.close()
