@@ -10,13 +10,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -223,3 +226,20 @@ def service_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
             service.stop()
     for home in launcher.homes:
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def threads_running(runtime: Runtime, needle: str) -> Iterator[list[str]]:
+    """The names of the threads that run a statement containing `needle` while the block runs:
+    tests use it to tell work done in the caller from work done in a background thread."""
+    names: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if needle in statement:
+            names.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        yield names
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)

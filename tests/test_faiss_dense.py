@@ -4,6 +4,7 @@ pgvector: a scope that is a small share of the table is searched exactly instead
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from functools import partial
 
 import numpy as np
@@ -19,6 +20,7 @@ from benchmarks.corpus import conversation_texts, queries
 from retrieval import SearchQuery
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
+from tests.conftest import threads_running
 
 
 def _indexes(runtime: Runtime, hnsw_threshold: int) -> Iterator[FaissIndexes]:
@@ -201,14 +203,7 @@ def test_a_large_scope_is_served_by_pgvector_until_its_faiss_index_is_built(
     indexes = FaissIndexes(10**9, 64, 8, 600, partial(confined_session, runtime.sessions), background_rows=10)
     question = queries(1, seed=7)[0]
     query = SearchQuery(tenant_id=tenant_id, text=question, vector=runtime.queries.embed(question), k=10, user_id="u")
-    loaded_in: list[str] = []
-
-    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
-        if "vector_send(embedding)" in statement:  # the vectors an index is built from
-            loaded_in.append(threading.current_thread().name)
-
-    event.listen(runtime.engine, "before_cursor_execute", record)
-    try:
+    with threads_running(runtime, "vector_send(embedding)") as loaded_in, closing(indexes):
         with runtime.sessions.begin() as session:
             first = indexes.candidates(session, query, 10)  # 60 > 10 memories: pgvector answers
             assert [i for i, _ in first] == [i for i, _ in dense_candidates(session, query, 10)]
@@ -220,6 +215,3 @@ def test_a_large_scope_is_served_by_pgvector_until_its_faiss_index_is_built(
         assert _faiss_ids(runtime, indexes, tenant_id, question, 10) == _brute_force(
             runtime, tenant_id, query.embedding, 10
         )
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", record)
-        indexes.close()

@@ -5,13 +5,13 @@ import random
 import threading
 import time
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
@@ -25,6 +25,7 @@ from retrieval.lexical_index import (
     _window_tf_by_runs,
 )
 from retrieval.tokens import tokenize
+from tests.conftest import threads_running
 
 
 def _tenant(runtime: Runtime, client: TestClient):  # type: ignore[no-untyped-def]
@@ -141,14 +142,7 @@ def test_other_processes_writes_are_picked_up_off_the_request_path(runtime: Runt
     recheck: the query that finds the scope due is answered at once and never takes the stamp itself."""
     tenant_id = _tenant(runtime, client)
     indexes = LexicalIndexes(0, 10_000, 4, 0.2, partial(confined_session, runtime.sessions))
-    stamped_in: list[str] = []
-
-    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
-        if "max(updated_at)" in statement:
-            stamped_in.append(threading.current_thread().name)
-
-    event.listen(runtime.engine, "before_cursor_execute", record)
-    try:
+    with threads_running(runtime, "max(updated_at)") as stamped_in, closing(indexes):
         _messages(client, "s1", [("Ana", "I play the oboe")])
         assert _scores(runtime, indexes, tenant_id, "oboe").top("content", 5)  # first use: built here
         stamped_in.clear()
@@ -166,9 +160,6 @@ def test_other_processes_writes_are_picked_up_off_the_request_path(runtime: Runt
         indexes.changed()
         assert str_ids(_scores(runtime, indexes, tenant_id, "flute").top("content", 5)) == [flute]
         assert threading.main_thread().name in stamped_in
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", record)
-        indexes.close()
 
 
 def str_ids(ids: list) -> list[str]:  # type: ignore[type-arg]
@@ -180,14 +171,7 @@ def test_a_large_scope_is_built_and_refreshed_only_in_the_background(runtime: Ru
     process's writes included: it gets None (Postgres full text serves it) until the first build."""
     tenant_id = _tenant(runtime, client)
     indexes = LexicalIndexes(0, 10_000, 4, 600, partial(confined_session, runtime.sessions), background_rows=2)
-    loaded_in: list[str] = []
-
-    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
-        if "SELECT id, seq" in statement:  # the rows an index is built or refreshed from
-            loaded_in.append(threading.current_thread().name)
-
-    event.listen(runtime.engine, "before_cursor_execute", record)
-    try:
+    with threads_running(runtime, "SELECT id, seq") as loaded_in, closing(indexes):
         ids = _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?"), ("Ana", "Since school")])
         query = SearchQuery(tenant_id=tenant_id, text="oboe", vector=np.zeros(1), user_id="u")
         with runtime.sessions.begin() as session:
@@ -204,9 +188,6 @@ def test_a_large_scope_is_built_and_refreshed_only_in_the_background(runtime: Ru
             assert time.monotonic() < deadline, "the background refresh never picked the new row up"
             time.sleep(0.05)
         assert len(loaded_in) >= 2 and threading.main_thread().name not in loaded_in
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", record)
-        indexes.close()
 
 
 def _try_scores(runtime: Runtime, indexes: LexicalIndexes, query: SearchQuery) -> LexicalScores | None:
@@ -282,14 +263,7 @@ def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
 ) -> None:
     tenant_id = _tenant(runtime, client)
     indexes = LexicalIndexes(0, 10_000, 4, 600, partial(confined_session, runtime.sessions), background_rows=3)
-    loaded_in: list[str] = []
-
-    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
-        if "SELECT id, seq" in statement:
-            loaded_in.append(threading.current_thread().name)
-
-    event.listen(runtime.engine, "before_cursor_execute", record)
-    try:
+    with threads_running(runtime, "SELECT id, seq") as loaded_in, closing(indexes):
         _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?")])
         query = SearchQuery(tenant_id=tenant_id, text="bassoon", vector=np.zeros(1), user_id="u")
         assert _try_scores(runtime, indexes, query) is not None  # 2 memories: built in the caller
@@ -303,6 +277,3 @@ def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
             assert time.monotonic() < deadline, "the background refresh never picked the new rows up"
             time.sleep(0.05)
         assert loaded_in[0] == threading.main_thread().name and threading.main_thread().name not in loaded_in[1:]
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", record)
-        indexes.close()
