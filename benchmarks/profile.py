@@ -93,6 +93,7 @@ def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
     with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
         grow_to(client, memories, 0)
         analyze(runtime)
+        queries, lexical_index = runtime.queries, runtime.lexical_index
         runtime.queries = _TimedQueries(runtime.queries, record)  # type: ignore[assignment]
         if runtime.lexical_index is not None:
             runtime.lexical_index = _TimedLexical(runtime.lexical_index, record, sql_ms)  # type: ignore[assignment]
@@ -110,6 +111,7 @@ def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
                 samples[step].append(ms)
             samples["unattributed"].append(total - sum(per_request.values()))
             samples["HTTP total"].append(total)
+        runtime.queries, runtime.lexical_index = queries, lexical_index  # the runtime closes the real ones
     return [
         {
             "memories": memories,

@@ -49,3 +49,13 @@ def test_scale_vectors_are_unit_and_cluster_round_their_centres() -> None:
     nearest = (vectors @ centres.T).max(axis=1)
     assert nearest.min() > 0.9  # near one centre, not spread over the sphere
     assert [user_of(i, 10) for i in (0, 9, 10, 25)] == ["bench", "bench", "bench-1", "bench-2"]
+
+
+def test_profile_runs_end_to_end_and_accounts_for_the_request() -> None:
+    """The profile swaps timing wrappers into a live runtime; it must put the real parts back for
+    the runtime to close (it once left a wrapper without `close` in place and failed at the end)."""
+    from benchmarks import profile
+
+    rows = {row["step"]: row for row in profile.run(60, 4)}
+    assert rows["HTTP total"]["in_searches"] == 4
+    assert 0 < rows["query embedding"]["p50_ms"] < rows["HTTP total"]["p50_ms"]
