@@ -316,25 +316,25 @@ def _bm25(tf: np.ndarray, norm: np.ndarray, df: int, n: int) -> np.ndarray:
 
 
 def _top_positions(scores: np.ndarray, limit: int) -> np.ndarray:
-    """Positions of the `limit` highest positive scores, in position order; ties at the cut go to the
-    older memory, so the same scope always proposes the same ids.
+    """Positions of the `limit` highest positive scores (unordered); ties at the cut go to the older
+    memory, so the same scope always proposes the same ids.
 
     A large scope selects among the scores at or above a floor taken from a sample first: one
     partition of a million scores took 16 ms when many of them tie, as generated text does.
     """
     if limit <= 0 or len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
-    candidates = None
     step = len(scores) // SAMPLE_FOR_TOP
     if step > 1:
         sample = scores[::step]
         rank = min(len(sample), 4 * limit // step + 1)  # expect ~4x `limit` scores at or above it
         floor = np.partition(sample, len(sample) - rank)[len(sample) - rank]
-        if floor > 0:
-            candidates = np.flatnonzero(scores >= floor)
-            if len(candidates) < limit:
-                candidates = None
-    if candidates is None:
+        candidates = np.flatnonzero(scores >= floor) if floor > 0 else np.zeros(0, dtype=np.int64)
+        if len(candidates) < limit:  # few memories score at all (the speaker view, rare terms)
+            candidates = np.flatnonzero(scores > 0)
+            if len(candidates) <= limit:
+                return candidates
+    else:
         candidates = np.arange(len(scores))
     picked = scores[candidates]
     cut = np.partition(picked, max(len(picked) - limit, 0))[max(len(picked) - limit, 0)]

@@ -18,9 +18,11 @@ from app.runtime import Runtime
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
 from retrieval.lexical_index import (
+    SAMPLE_FOR_TOP,
     LexicalIndexes,
     LexicalScores,
     ScopeLexicon,
+    _top_positions,
     _window_tf_by_neighbours,
     _window_tf_by_runs,
 )
@@ -277,3 +279,18 @@ def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
             assert time.monotonic() < deadline, "the background refresh never picked the new rows up"
             time.sleep(0.05)
         assert loaded_in[0] == threading.main_thread().name and threading.main_thread().name not in loaded_in[1:]
+
+
+def test_top_positions_of_a_large_scope_equal_a_full_sort() -> None:
+    """The sampled floor and the positives-only path give exactly what a stable sort gives: the
+    highest positive scores, ties at the cut to the older memory."""
+    rng = np.random.default_rng(7)
+    n = 40 * SAMPLE_FOR_TOP
+    many_ties = rng.integers(0, 6, n).astype(np.float64)  # generated text ties often
+    few_positive = np.zeros(n)
+    few_positive[rng.choice(n, 30, replace=False)] = rng.random(30) + 0.1
+    for scores in (many_ties, rng.random(n), few_positive, np.zeros(n)):
+        for limit in (1, 10, 50, 200):
+            order = np.lexsort((np.arange(n), -scores))[:limit]
+            expected = np.sort(order[scores[order] > 0])
+            assert sorted(_top_positions(scores, limit).tolist()) == expected.tolist()
