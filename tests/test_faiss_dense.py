@@ -20,6 +20,7 @@ from benchmarks.corpus import conversation_texts, queries
 from retrieval import SearchQuery
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
+from retrieval.scope_cache import scope_stamp
 from tests.conftest import threads_running
 
 
@@ -104,6 +105,26 @@ def test_hard_delete_leaves_faiss_results_at_once(runtime: Runtime, client: Test
     assert ids[17] not in {r["id"] for r in after}
     assert flat.rebuilds == rebuilds + 1  # the commit told the index; it re-read the scope
     assert ids[17] not in _faiss_ids(runtime, flat, _tenant(runtime, client), target, 50)
+
+
+def test_a_tenant_stamp_read_from_indexes_equals_one_scan_of_its_rows(runtime: Runtime, client: TestClient) -> None:
+    """A tenant-wide stamp reads each aggregate from its own index (migration 0005); it must say what
+    one scan of the rows says, for the dense index's embedded rows too."""
+    ids = _load(client, 60)
+    tenant_id = _tenant(runtime, client)
+    with runtime.sessions() as session:  # never committed: the pending row is not left to the worker
+        session.execute(
+            text("UPDATE memories SET embedding = NULL, updated_at = now() + interval '1 hour' WHERE id = :id"),
+            {"id": ids[-1]},
+        )
+        for embedded_only in (False, True):
+            where = "tenant_id = :t" + (" AND embedding IS NOT NULL" if embedded_only else "")
+            one_scan = session.execute(
+                text(f"SELECT count(*), coalesce(max(seq), 0), max(updated_at) FROM memories WHERE {where}"),
+                {"t": tenant_id},
+            ).one()
+            assert one_scan[0] == (59 if embedded_only else 60)
+            assert scope_stamp(session, (tenant_id, None), embedded_only) == tuple(one_scan)
 
 
 def test_new_memory_is_found_by_faiss_right_after_its_write(client: TestClient, flat: FaissIndexes) -> None:
