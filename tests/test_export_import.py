@@ -299,6 +299,10 @@ def test_malformed_files_are_refused_with_the_line_and_nothing_written(small: tu
 
     records = _records(export)
     assert "constraint" in _refused(tenant.client, _dump(_with(records, status="bogus")), 422)["details"]
+    # Attributes must fit the memory's type, as on a write: search and the jobs read them.
+    for values in ({"attributes": {"confidence": "very"}}, {"attributes": {"speaker": 7}}, {"attributes": [1]}):
+        assert _refused(tenant.client, _dump(_with(records, **values)), 422)["details"]["field"] == "attributes"
+    assert _refused(tenant.client, _dump(_with(records, type="dream")), 422)["details"]["field"] == "type"
     bad_time = _with(records, created_at="yesterday")
     assert _refused(tenant.client, _dump(bad_time), 422)["details"]["field"] == "created_at"
     for column, value in (("importance", float("nan")), ("content", "half a pair \ud800"), ("metadata", {"k": "\x00"})):

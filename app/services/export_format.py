@@ -22,6 +22,7 @@ from sqlalchemy import ARRAY, Column, DateTime, Float, Integer, Table
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from app.db.models import Base, Memory, MemoryEvent, MemoryKey, MemoryLink
+from memory_types import MemoryType, validate_attributes
 
 FORMAT = "loci-export"
 VERSION = 1
@@ -158,4 +159,22 @@ def decode(kind: str, record: dict[str, Any], dims: int | None) -> dict[str, Any
     for column in columns:
         raw = record[column.name] if column.name in record else _fallback(column)
         values[column.key] = _decode_value(column, raw, dims) if column.name in record else raw
+    if kind == "memory":
+        values["attributes"] = _memory_attributes(values["type"], values["attributes"])
     return values
+
+
+def _memory_attributes(memory_type: Any, attributes: Any) -> dict[str, Any]:
+    """An imported memory's attributes must fit its type's schema, as a written one's do: the lexical
+    index, fact extraction and the lifecycle jobs read them (a numeric `speaker` or a text `successes`
+    would fail there, on every search of the scope or every job run, rather than here)."""
+    try:
+        kind = MemoryType(memory_type)
+    except ValueError:
+        raise FormatError(f"type must be one of {[t.value for t in MemoryType]}", "type") from None
+    if not isinstance(attributes, dict):
+        raise FormatError("attributes must be a JSON object", "attributes")
+    try:
+        return validate_attributes(kind, attributes)
+    except ValueError as exc:
+        raise FormatError(str(exc), "attributes") from None
