@@ -34,7 +34,7 @@ STEPS = (
     ("embedding <=>", "dense candidates"),
     ("max(updated_at)", "scope stamp (in-process indexes)"),
     ("FROM memories WHERE tenant_id", "scope (re)build (in-process indexes)"),
-    ("SELECT memories.id", "load hits"),
+    ("WHERE memories.id IN", "load hits"),
 )
 
 
