@@ -107,24 +107,28 @@ def test_hard_delete_leaves_faiss_results_at_once(runtime: Runtime, client: Test
     assert ids[17] not in _faiss_ids(runtime, flat, _tenant(runtime, client), target, 50)
 
 
-def test_a_tenant_stamp_read_from_indexes_equals_one_scan_of_its_rows(runtime: Runtime, client: TestClient) -> None:
-    """A tenant-wide stamp reads each aggregate from its own index (migration 0005); it must say what
-    one scan of the rows says, for the dense index's embedded rows too."""
+def test_a_stamp_read_from_indexes_equals_one_scan_of_the_scope(runtime: Runtime, client: TestClient) -> None:
+    """A stamp reads each aggregate from its own index (migration 0005); for a tenant and for a user
+    it must say what one scan of the scope's rows says, for the dense index's embedded rows too."""
     ids = _load(client, 60)
+    other = [{"content": t, "user_id": "v"} for t in conversation_texts(5, seed=8)]
+    assert client.post("/v1/memories", json={"memories": other}).status_code == 201
     tenant_id = _tenant(runtime, client)
     with runtime.sessions() as session:  # never committed: the pending row is not left to the worker
         session.execute(
             text("UPDATE memories SET embedding = NULL, updated_at = now() + interval '1 hour' WHERE id = :id"),
             {"id": ids[-1]},
         )
-        for embedded_only in (False, True):
-            where = "tenant_id = :t" + (" AND embedding IS NOT NULL" if embedded_only else "")
-            one_scan = session.execute(
-                text(f"SELECT count(*), coalesce(max(seq), 0), max(updated_at) FROM memories WHERE {where}"),
-                {"t": tenant_id},
-            ).one()
-            assert one_scan[0] == (59 if embedded_only else 60)
-            assert scope_stamp(session, (tenant_id, None), embedded_only) == tuple(one_scan)
+        for user_id, rows in ((None, 65), ("u", 60)):
+            for embedded_only in (False, True):
+                where = "tenant_id = :t" + (" AND user_id = :u" if user_id else "")
+                where += " AND embedding IS NOT NULL" if embedded_only else ""
+                one_scan = session.execute(
+                    text(f"SELECT count(*), coalesce(max(seq), 0), max(updated_at) FROM memories WHERE {where}"),
+                    {"t": tenant_id, "u": user_id},
+                ).one()
+                assert one_scan[0] == rows - embedded_only
+                assert scope_stamp(session, (tenant_id, user_id), embedded_only) == tuple(one_scan)
 
 
 def test_new_memory_is_found_by_faiss_right_after_its_write(client: TestClient, flat: FaissIndexes) -> None:
