@@ -48,7 +48,7 @@ class _Derived:
     """
 
     ids: list[Any]
-    position: dict[Any, int]
+    position: dict[Any, int]  # the lexicon's own, which appends extend: positions past `ids` are newer
     neighbours: np.ndarray  # n x (2w+1) positions of each memory's window, padded with n
     # The same windows as runs: memories in window order (each session's turns in order, then every
     # memory that stands alone); the window of the memory at rank r is ranks window_lo[r]..window_hi[r].
@@ -87,8 +87,13 @@ class ScopeLexicon:
     types: list[str] = field(default_factory=list)
     agents: list[str | None] = field(default_factory=list)
     sessions: list[str | None] = field(default_factory=list)
-    speakers: list[frozenset[str]] = field(default_factory=list)
-    order: list[tuple[float, int]] = field(default_factory=list)
+    # Kept as rows arrive, so that `derived()` after an append is array work, not a pass in Python:
+    position: dict[Any, int] = field(default_factory=dict)  # memory id -> position
+    runs: list[int] = field(default_factory=list)  # each turn's session, numbered by first turn; -1 alone
+    _run_of_session: dict[str, int] = field(default_factory=dict)
+    event_times: list[float] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    by_speaker_word: dict[str, list[int]] = field(default_factory=dict)  # positions, ascending
     lengths: list[int] = field(default_factory=list)
     postings: dict[str, tuple[np.ndarray | list[int], np.ndarray | list[int]]] = field(default_factory=dict)
     _appended_terms: set[str] = field(default_factory=set)  # terms whose postings are lists since the last prepare
@@ -116,12 +121,19 @@ class ScopeLexicon:
                     docs, tfs = self.postings[term] = (docs.tolist(), tfs.tolist())
                 docs.append(position)  # type: ignore[union-attr]
                 tfs.append(tf)  # type: ignore[union-attr]
+            self.position[row.id] = position
             self.ids.append(row.id)
             self.types.append(row.type)
             self.agents.append(row.agent_id)
             self.sessions.append(row.session_id)
-            self.speakers.append(name_words((row.attributes or {}).get("speaker")))
-            self.order.append((row.event_at.timestamp() if row.event_at else 0.0, row.seq))
+            in_run = row.session_id is not None and row.type == "episodic"  # turns have neighbours; facts stand alone
+            self.runs.append(
+                self._run_of_session.setdefault(row.session_id, len(self._run_of_session)) if in_run else -1
+            )
+            self.event_times.append(row.event_at.timestamp() if row.event_at else 0.0)
+            self.seqs.append(row.seq)
+            for word in name_words((row.attributes or {}).get("speaker")):
+                self.by_speaker_word.setdefault(word, []).append(position)
             self.lengths.append(sum(counts.values()))
             self.max_seq = max(self.max_seq, row.seq)
             if self.max_updated is None or row.updated_at > self.max_updated:
@@ -161,42 +173,31 @@ class ScopeLexicon:
         if self._derived is not None:
             return self._derived
         n, w = len(self.ids), self.window
+        runs = np.asarray(self.runs, dtype=np.int64)
+        members = np.flatnonzero(runs >= 0)
+        # Each session's turns in (event time, seq) order, the sessions in the order they began.
+        times, seqs = np.asarray(self.event_times), np.asarray(self.seqs, dtype=np.int64)
+        ordered = members[np.lexsort((seqs[members], times[members], runs[members]))]
+        run_of = runs[ordered]
         neighbours = np.full((n, 2 * w + 1), n, dtype=np.int64)
         neighbours[:, w] = np.arange(n)
-        by_session: dict[str, list[int]] = {}
-        for position, (session_id, kind) in enumerate(zip(self.sessions, self.types, strict=True)):
-            if session_id is not None and kind == "episodic":  # turns have neighbours; facts stand alone
-                by_session.setdefault(session_id, []).append(position)
-        runs: list[np.ndarray] = []
-        in_run = np.zeros(n, dtype=bool)
-        for members in by_session.values():
-            members.sort(key=self.order.__getitem__)
-            ordered = np.array(members)
-            runs.append(ordered)
-            in_run[ordered] = True
-            for offset in range(-w, w + 1):
-                if offset == 0 or abs(offset) >= len(ordered):
-                    continue
-                if offset > 0:
-                    neighbours[ordered[:-offset], w + offset] = ordered[offset:]
-                else:
-                    neighbours[ordered[-offset:], w + offset] = ordered[:offset]
-        alone = np.flatnonzero(~in_run)
-        window_order = np.concatenate([*runs, alone]).astype(np.int64)
+        for offset in range(1, w + 1):
+            same = run_of[offset:] == run_of[:-offset]
+            earlier, later = ordered[:-offset][same], ordered[offset:][same]
+            neighbours[earlier, w + offset] = later
+            neighbours[later, w - offset] = earlier
+        alone = np.flatnonzero(runs < 0)
+        window_order = np.concatenate([ordered, alone]).astype(np.int64)
         window_rank = np.empty(n, dtype=np.int64)
         window_rank[window_order] = np.arange(n)
-        sizes = np.array([len(r) for r in runs] + [1] * len(alone), dtype=np.int64)
+        sizes = np.concatenate([np.bincount(run_of), np.ones(len(alone), dtype=np.int64)]).astype(np.int64)
         run_start = np.repeat(np.cumsum(sizes) - sizes, sizes)
         ranks = np.arange(n)
         lengths = np.append(np.asarray(self.lengths, dtype=np.float64), 0.0)
         window_lengths = lengths[neighbours].sum(axis=1)
-        speaker_words: dict[str, list[int]] = {}
-        for position, name in enumerate(self.speakers):
-            for word in name:
-                speaker_words.setdefault(word, []).append(position)
         self._derived = _Derived(
             ids=list(self.ids),
-            position={memory_id: i for i, memory_id in enumerate(self.ids)},
+            position=self.position,
             neighbours=neighbours,
             window_order=window_order,
             window_rank=window_rank,
@@ -204,7 +205,7 @@ class ScopeLexicon:
             window_hi=np.minimum(ranks + w, run_start + np.repeat(sizes, sizes) - 1),
             norm_content=K1 * (1 - B + B * lengths[:n] / max(lengths[:n].mean(), 1.0)) if n else np.zeros(0),
             norm_context=K1 * (1 - B + B * window_lengths / max(window_lengths.mean(), 1.0)) if n else np.zeros(0),
-            by_speaker_word={word: np.asarray(positions) for word, positions in speaker_words.items()},
+            by_speaker_word={word: np.asarray(positions) for word, positions in self.by_speaker_word.items()},
             types=np.asarray(self.types, dtype=object),
         )
         return self._derived
@@ -361,7 +362,8 @@ class LexicalScores:
     def of(self, memory_ids: list[Any]) -> dict[str, np.ndarray]:
         """Each view's scores of `memory_ids` (0 for a memory the index has not seen yet)."""
         pick = np.asarray([self.position.get(m, -1) for m in memory_ids], dtype=np.int64)
-        known = pick >= 0
+        known = (pick >= 0) & (pick < len(self.ids))  # appended after these scores were taken: unseen
+        pick = np.where(known, pick, 0)
         return {name: np.where(known, scores[pick], 0.0) for name, scores in self.views.items()}
 
 
@@ -426,12 +428,17 @@ class LexicalIndexes:
         if count > self._max_docs:
             return None
         if previous is not None:
+            # Literal bounds (our own int and timestamp): a search transaction forces generic plans
+            # (app/db/tenancy.py), and the generic plan of "seq > $n OR updated_at > $m" expects a
+            # third of the scope and reads all of it (9 ms at 10k, on the first search after every
+            # write); a plan for the values reads the few new rows from two indexes (migration 0005).
+            updated = previous.max_updated.isoformat() if previous.max_updated else "-infinity"
             rows = session.execute(
                 text(
-                    f"SELECT {_COLUMNS} FROM memories WHERE {where} AND (seq > :seq OR updated_at > :updated)"
-                    " ORDER BY seq"
+                    f"SELECT {_COLUMNS} FROM memories WHERE {where}"
+                    f" AND (seq > {previous.max_seq:d} OR updated_at > '{updated}'::timestamptz) ORDER BY seq"
                 ),
-                {**params, "seq": previous.max_seq, "updated": previous.max_updated},
+                params,
             ).all()
             appended_only = all(row.seq > previous.max_seq for row in rows)
             if appended_only and len(previous.ids) + len(rows) == count:
