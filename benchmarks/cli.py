@@ -63,7 +63,8 @@ def search_command(
     large: Annotated[bool, typer.Option("--large", help="Also 100k memories (slow to load).")] = False,
     md: Md = False,
 ) -> None:
-    """p50/p95/p99 at the HTTP boundary and recall@10, for pgvector, faiss and exact, at 1k and 10k."""
+    """p50/p95/p99 at the HTTP boundary and recall@10, for pgvector, faiss and exact, at 1k and 10k;
+    and pgvector searches that each follow a write into the scope."""
     _emit("search", _search(queries, large), md)
 
 

@@ -2,7 +2,9 @@
 
 One throwaway service grows one user scope to each size; at each size the same distinct queries
 (no cache hits) run against pgvector HNSW, FAISS and exact (a brute-force FAISS flat index), and
-recall@10 compares each mode's final results with exact's.
+recall@10 compares each mode's final results with exact's. A last row per size times searches that
+each follow a single write into the scope (the default pgvector mode), an agent's store-then-recall
+step: the in-process BM25 index catches up with the write before it answers.
 """
 
 import time
@@ -21,9 +23,10 @@ from benchmarks.common import (
     latency_summary,
     wait_for_indexes,
 )
-from benchmarks.corpus import distinct_queries
+from benchmarks.corpus import conversation_texts, distinct_queries
 
 MODES = ("exact", "pgvector", "faiss")
+AFTER_WRITE = "pgvector after a write"
 WARM_UP = 20
 
 
@@ -35,6 +38,20 @@ def _timed_searches(client: httpx.Client, questions: list[str], k: int) -> tuple
         latencies.append((time.perf_counter() - started) * 1000)
         results.append([r["id"] for r in response.json()["results"]])
     return latencies, results
+
+
+def _searches_after_writes(client: httpx.Client, questions: list[str], k: int) -> list[float]:
+    """Each search timed right after one write into the same scope; the writes are hard-deleted after."""
+    latencies, written = [], []
+    for text, question in zip(conversation_texts(len(questions), seed=len(questions)), questions, strict=True):
+        memory = {"content": text, "user_id": USER, "session_id": "bench-after-write"}
+        written += client.post("/v1/memories", json=memory).raise_for_status().json()["ids"]
+        started = time.perf_counter()
+        client.post("/v1/search", json={"query": question, "user_id": USER, "k": k}).raise_for_status()
+        latencies.append((time.perf_counter() - started) * 1000)
+    for memory_id in written:
+        client.delete(f"/v1/memories/{memory_id}", params={"hard": "true"}).raise_for_status()
+    return latencies
 
 
 def _recall(results: list[list[str]], exact: list[list[str]]) -> float:
@@ -63,6 +80,9 @@ def measure_scope(
                 "recall@10": _recall(results, exact_results),
             }
         )
+    with dense_mode(runtime, "pgvector", runtime.settings.faiss_ef_search):  # an empty query cache again
+        after_write = _searches_after_writes(client, measured, k)
+    rows.append({"memories": size, "mode": AFTER_WRITE, **latency_summary(after_write), "recall@10": None})
     return rows
 
 
