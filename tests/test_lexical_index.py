@@ -197,26 +197,32 @@ def _try_scores(runtime: Runtime, indexes: LexicalIndexes, query: SearchQuery) -
         return indexes.scores(session, query)
 
 
-def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
-    """The two ways of finding a term's windows (chosen by how far its postings reach) agree exactly,
-    across sessions whose turns arrive out of order, facts that stand alone and turns with no session."""
-    rng = random.Random(5)
+def _turns(count: int, seed: int) -> list[SimpleNamespace]:
+    """Turns of a few sessions arriving out of event-time order (with ties, which seq orders), among
+    facts that stand alone and turns with no session."""
+    rng = random.Random(seed)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     words = ["oboe", "school", "sunday", "bassoon", "lisbon", "garden", "puppy", "violin"]
-    rows = [
+    return [
         SimpleNamespace(
             id=uuid.uuid4(),
             seq=i + 1,
             type="semantic" if i % 7 == 0 else "episodic",
             agent_id=None,
             session_id=None if i % 11 == 0 else f"s{rng.randrange(6)}",
-            event_at=start + timedelta(minutes=rng.randrange(500)),
+            event_at=start + timedelta(minutes=rng.randrange(count)),
             updated_at=start,
             content=" ".join(rng.sample(words, rng.randint(1, 3))),
             attributes={"speaker": rng.choice(["Ana", "Ben"])},
         )
-        for i in range(300)
+        for i in range(count)
     ]
+
+
+def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
+    """The two ways of finding a term's windows (chosen by how far its postings reach) agree exactly,
+    across sessions whose turns arrive out of order, facts that stand alone and turns with no session."""
+    rows = _turns(300, seed=5)
     for window in (0, 1, 2):
         lexicon = ScopeLexicon(window)
         lexicon.add(rows)
@@ -294,3 +300,42 @@ def test_top_positions_of_a_large_scope_equal_a_full_sort() -> None:
             order = np.lexsort((np.arange(n), -scores))[:limit]
             expected = np.sort(order[scores[order] > 0])
             assert sorted(_top_positions(scores, limit).tolist()) == expected.tolist()
+
+
+def test_windows_are_each_sessions_turns_in_event_order() -> None:
+    """The window arrays, built from bookkeeping kept on append, against the definition: a turn's
+    neighbours are the turns around it in its session ordered by (event time, seq); facts and turns
+    without a session stand alone."""
+    rows = _turns(200, seed=3)
+    lexicon = ScopeLexicon(2)
+    lexicon.add(rows[:120])
+    lexicon.derived()
+    lexicon.add(rows[120:])  # an append after derived arrays existed
+    neighbours = lexicon.derived().neighbours
+    sessions: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.session_id is not None and row.type == "episodic":
+            sessions.setdefault(row.session_id, []).append(i)
+    expected = np.full((len(rows), 5), len(rows))
+    expected[:, 2] = np.arange(len(rows))
+    for members in sessions.values():
+        members.sort(key=lambda i: (rows[i].event_at, rows[i].seq))
+        for rank, i in enumerate(members):
+            for offset in (-2, -1, 1, 2):
+                if 0 <= rank + offset < len(members):
+                    expected[i, 2 + offset] = members[rank + offset]
+    assert np.array_equal(neighbours, expected)
+
+
+def test_scores_taken_before_an_append_treat_the_new_memories_as_unseen() -> None:
+    """Scores hold the scope as it was; the lexicon's id -> position map keeps growing with appends,
+    so a memory appended later must read as unseen (0), not index past the arrays."""
+    rows = _turns(60, seed=4)
+    lexicon = ScopeLexicon(2)
+    lexicon.add(rows[:50])
+    derived = lexicon.derived()
+    scores = LexicalScores(derived.ids, lexicon.scores("oboe school"), None, derived.position)
+    lexicon.add(rows[50:])
+    looked_up = scores.of([rows[0].id, rows[55].id])
+    assert all(values[1] == 0.0 for values in looked_up.values())
+    assert looked_up["content"][0] == scores.views["content"][0]
