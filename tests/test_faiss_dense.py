@@ -140,6 +140,32 @@ def test_new_memory_is_found_by_faiss_right_after_its_write(client: TestClient, 
     assert hits["results"][0]["scores"]["dense"] is not None
 
 
+def test_writes_are_added_to_the_index_without_reloading_the_scope(
+    runtime: Runtime, client: TestClient, flat: FaissIndexes
+) -> None:
+    """A write followed by a search adds the new vectors to a copy of the index (reading only the
+    rows after the last one it holds); the result is still the exact top 10."""
+    _load(client, 100)
+    tenant_id = _tenant(runtime, client)
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+    loads: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if "vector_send(embedding)" in statement:
+            loads.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        for text_ in conversation_texts(3, seed=41):
+            assert client.post("/v1/memories", json={"content": text_, "user_id": "u"}).status_code == 201
+            question = text_.split(".")[0]
+            expected = _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
+            assert _faiss_ids(runtime, flat, tenant_id, question, 10) == expected
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+    assert len(loads) == 3 and all("seq >" in statement for statement in loads)
+
+
 def test_faiss_results_respect_type_metadata_and_status_filters(client: TestClient, flat: FaissIndexes) -> None:
     memories = [
         {"content": f"Trip note {i}: the hotel in Porto was lovely", "user_id": "u", "metadata": {"trip": i % 2}}
