@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from retrieval.candidates import PROPOSED_ROWS, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
+from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, changed_since, scope_sql, scope_stamp
 
 # Concurrent requests are the parallelism on a 2-core server; OpenMP inside one small search only adds overhead.
 faiss.omp_set_num_threads(1)
@@ -56,6 +56,8 @@ class _Built:
 
 @dataclass(frozen=True)
 class _Rows:
+    """Embedded rows read for an index, in seq order, with what the next refresh reads after."""
+
     ids: list[Any]
     seqs: list[int]
     vectors: np.ndarray
@@ -66,9 +68,8 @@ def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None) 
     """The scope's embedded rows, or only those added or edited since `after` was built;
     vector_send (binary) parses about 5x faster than the text form."""
     where, params = scope_sql(key, embedded_only=True)
-    if after is not None:  # literal bounds, as in the BM25 refresh: a generic plan would read the whole scope
-        updated = after.max_updated.isoformat() if after.max_updated else "-infinity"
-        where += f" AND (seq > {after.max_seq:d} OR updated_at > '{updated}'::timestamptz)"
+    if after is not None:
+        where += f" AND {changed_since(after.max_seq, after.max_updated)}"
     rows = session.execute(
         text(f"SELECT id, seq, updated_at, vector_send(embedding) FROM memories WHERE {where} ORDER BY seq"), params
     ).all()

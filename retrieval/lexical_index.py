@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from memory_types.content import indexed_text
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, scope_sql, scope_stamp
+from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, changed_since, scope_sql, scope_stamp
 from retrieval.tokens import name_words, tokenize
 
 K1 = 1.2
@@ -428,17 +428,9 @@ class LexicalIndexes:
         if count > self._max_docs:
             return None
         if previous is not None:
-            # Literal bounds (our own int and timestamp): a search transaction forces generic plans
-            # (app/db/tenancy.py), and the generic plan of "seq > $n OR updated_at > $m" expects a
-            # third of the scope and reads all of it (9 ms at 10k, on the first search after every
-            # write); a plan for the values reads the few new rows from two indexes (migration 0005).
-            updated = previous.max_updated.isoformat() if previous.max_updated else "-infinity"
+            since = changed_since(previous.max_seq, previous.max_updated)
             rows = session.execute(
-                text(
-                    f"SELECT {_COLUMNS} FROM memories WHERE {where}"
-                    f" AND (seq > {previous.max_seq:d} OR updated_at > '{updated}'::timestamptz) ORDER BY seq"
-                ),
-                params,
+                text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params
             ).all()
             appended_only = all(row.seq > previous.max_seq for row in rows)
             if appended_only and len(previous.ids) + len(rows) == count:
