@@ -24,10 +24,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("CREATE INDEX memories_pending_idx ON memories (seq) WHERE embedding IS NULL")
-    op.execute("CREATE INDEX memories_updated_idx ON memories (tenant_id, updated_at)")
-    op.execute("CREATE INDEX memories_user_seq_idx ON memories (tenant_id, user_id, seq)")
-    op.execute("CREATE INDEX memories_user_updated_idx ON memories (tenant_id, user_id, updated_at)")
+    op.execute("CREATE INDEX IF NOT EXISTS memories_pending_idx ON memories (seq) WHERE embedding IS NULL")
+    op.execute("CREATE INDEX IF NOT EXISTS memories_updated_idx ON memories (tenant_id, updated_at)")
+    op.execute("CREATE INDEX IF NOT EXISTS memories_user_seq_idx ON memories (tenant_id, user_id, seq)")
+    op.execute("CREATE INDEX IF NOT EXISTS memories_user_updated_idx ON memories (tenant_id, user_id, updated_at)")
 
 
 def downgrade() -> None:
