@@ -81,7 +81,13 @@ def serve(
     _prepare_or_exit(settings)
     host, port = host or settings.host, port or settings.port
     err.print(f"Loci serving on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        timeout_keep_alive=settings.keep_alive_s,
+    )
 
 
 @cli.command()

@@ -27,10 +27,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, startup_timeout: float = 60.0) -> Iterator[str]:
-    """Serve `app` over real HTTP on a loopback port; yields its base URL."""
+def serve_in_thread(app: FastAPI, keep_alive_s: int | None = None, startup_timeout: float = 60.0) -> Iterator[str]:
+    """Serve `app` over real HTTP on a loopback port; yields its base URL. `keep_alive_s`: the
+    service's LOCI_KEEP_ALIVE_S (None: uvicorn's default, for the stand-in servers tests run)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    keep_alive = {} if keep_alive_s is None else {"timeout_keep_alive": keep_alive_s}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **keep_alive)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="loci-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout
@@ -62,7 +65,7 @@ def throwaway_runtime(**overrides: object) -> Iterator[tuple[str, str, Runtime]]
     try:
         with runtime.sessions.begin() as session:
             key = create_tenant_with_key(session, "local")
-        with serve_in_thread(create_app(runtime=runtime)) as url:
+        with serve_in_thread(create_app(runtime=runtime), settings.keep_alive_s) as url:
             yield url, key, runtime
     finally:
         runtime.close()

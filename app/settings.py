@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     max_batch: int = 1000
     max_body_bytes: int = 48 * 1024 * 1024
     max_k: int = 200
+    keep_alive_s: int = Field(
+        default=75,
+        gt=0,
+        description="How long the server keeps an idle HTTP connection open. Longer than clients keep theirs "
+        "(httpx 5 s): with equal timeouts a client can send a request on a connection the server is closing at "
+        "that moment, which fails as a read error (seen under load at uvicorn's default of 5 s).",
+    )
     request_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -132,9 +132,9 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_url(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def live_url(app, runtime: Runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A real uvicorn server on a loopback port, in a thread, sharing the session's runtime."""
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, runtime.settings.keep_alive_s) as url:
         yield url
 
 

@@ -1,5 +1,9 @@
 """Authentication, tenant isolation, health and readiness."""
 
+import socket
+import time
+from urllib.parse import urlparse
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import BOOTSTRAP_KEY
@@ -70,3 +74,20 @@ def test_openapi_lists_routes(anon: TestClient) -> None:
     ):
         assert path in paths
     assert anon.get("/docs").status_code == 200
+
+
+def test_idle_connections_outlive_a_clients_keep_alive(live_url: str) -> None:
+    """The server keeps an idle connection open past httpx's 5 s keep-alive (LOCI_KEEP_ALIVE_S, 75):
+    at uvicorn's default of 5 s both sides time out together, and under load a client sent requests
+    on connections the server was closing (read errors in `loci bench load`)."""
+    address = urlparse(live_url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: loci\r\n\r\n")
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        connection.setblocking(False)
+        try:
+            closed = connection.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:  # nothing to read and not closed: still open
+            closed = False
+        assert not closed
