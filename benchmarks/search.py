@@ -43,8 +43,11 @@ def _timed_searches(client: httpx.Client, questions: list[str], k: int) -> tuple
 def _searches_after_writes(client: httpx.Client, questions: list[str], k: int) -> list[float]:
     """Each search timed right after one write into the same scope; the writes are hard-deleted after."""
     latencies, written = [], []
-    for text, question in zip(conversation_texts(len(questions), seed=len(questions)), questions, strict=True):
-        memory = {"content": text, "user_id": USER, "session_id": "bench-after-write"}
+    texts = conversation_texts(len(questions), seed=len(questions))
+    for number, (text, question) in enumerate(zip(texts, questions, strict=True)):
+        # Numbered: a text equal to one already stored could be deduplicated to that memory's id,
+        # and the clean-up below would then delete a memory of the measured scope.
+        memory = {"content": f"{text} ({number})", "user_id": USER, "session_id": "bench-after-write"}
         written += client.post("/v1/memories", json=memory).raise_for_status().json()["ids"]
         started = time.perf_counter()
         client.post("/v1/search", json={"query": question, "user_id": USER, "k": k}).raise_for_status()
