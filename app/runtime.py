@@ -78,6 +78,20 @@ def vector_width(engine: Engine) -> int | None:
         ).scalar()
 
 
+def start_embedding_worker(runtime: Runtime) -> EmbeddingWorker:
+    """The in-process embedding worker of the runtime's settings, started."""
+    s = runtime.settings
+    worker = EmbeddingWorker(
+        runtime.sessions,
+        runtime.embedder,
+        s.embedding_worker_batch,
+        s.embedding_worker_poll_seconds,
+        s.embedding_worker_threads,
+    )
+    worker.start()
+    return worker
+
+
 def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
     engine = open_database(settings)
     embedder = embedder or Embedder(
@@ -148,7 +162,4 @@ def _start_performance_parts(runtime: Runtime) -> None:
         )
         notify_vector_changes(runtime.engine, runtime.dense_index.changed)
     if s.embedding_worker:
-        runtime.embedding_worker = EmbeddingWorker(
-            runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds
-        )
-        runtime.embedding_worker.start()
+        runtime.embedding_worker = start_embedding_worker(runtime)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     embedding_worker: bool = Field(default=True, description="Run the embedding worker inside the API process.")
     embedding_worker_batch: int = Field(default=256, ge=1, description="Pending rows one worker claim embeds.")
+    embedding_worker_threads: int = Field(
+        default=2, ge=1, description="Claims in flight at once: one encodes while another writes its vectors."
+    )
     embedding_worker_poll_seconds: float = Field(
         default=5.0, gt=0, description="How often the worker looks for rows written by other processes."
     )

@@ -25,11 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from app.jobs.embedding_worker import EmbeddingWorker  # noqa: E402
 from app.local_server import free_port, serve_in_thread  # noqa: E402
 from app.logs import JsonFormatter  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.runtime import Runtime, build_runtime  # noqa: E402
+from app.runtime import Runtime, build_runtime, start_embedding_worker  # noqa: E402
 from app.services.tenants import create_tenant_with_key  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
@@ -93,11 +92,7 @@ def paused_worker(runtime: Runtime) -> Iterator[None]:
     try:
         yield
     finally:
-        s = runtime.settings
-        runtime.embedding_worker = EmbeddingWorker(
-            runtime.sessions, runtime.embedder, s.embedding_worker_batch, s.embedding_worker_poll_seconds
-        )
-        runtime.embedding_worker.start()
+        runtime.embedding_worker = start_embedding_worker(runtime)
 
 
 @pytest.fixture()
