@@ -99,7 +99,7 @@ def dense_candidates(
         text(
             f"WITH {_DENSE_ROWS.format(where=where, limit=limit)} SELECT id, distance FROM dense_rows ORDER BY distance"
         ),
-        {**params, **_exact_scan(scope_rows, exact_share), "qvec": query.embedding_literal},
+        {**params, **_exact_scan(scope_rows, exact_share), "qvec": query.embedding_param},
     ).all()
     return [(row.id, 1.0 - float(row.distance)) for row in rows]
 
@@ -111,7 +111,7 @@ def key_candidates(session: Session, query: SearchQuery, limit: int) -> list[tup
         text(
             f"WITH {_KEY_ROWS.format(where=where, limit=limit)} SELECT id, score FROM key_rows WHERE r <= {limit:d} ORDER BY r"
         ),
-        {**params, "qtext": query.text, "qvec": query.embedding_literal},
+        {**params, "qtext": query.text, "qvec": query.embedding_param},
     ).all()
     return [(row.id, float(row.score)) for row in rows]
 
@@ -151,7 +151,7 @@ def proposals_with_cosines(
             **params,
             **_exact_scan(scope_rows, exact_share),
             "qtext": query.text,
-            "qvec": query.embedding_literal,
+            "qvec": query.embedding_param,
             "ids": proposed,
         },
     ).all()
@@ -180,7 +180,7 @@ def filtered_cosines(session: Session, query: SearchQuery, ids: list[Any]) -> di
             WHERE {where}
             """
         ),
-        {**params, "qvec": query.embedding_literal, "ids": ids},
+        {**params, "qvec": query.embedding_param, "ids": ids},
     ).all()
     return {row.id: None if row.cosine is None else float(row.cosine) for row in rows}
 

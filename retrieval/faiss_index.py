@@ -128,7 +128,7 @@ class FaissIndexes:
         if size == 0:
             return []
         where, params = memory_filter(query)
-        params.update(qvec=query.embedding_literal)
+        params.update(qvec=query.embedding_param)
         qvec = np.ascontiguousarray(query.embedding, dtype=np.float32).reshape(1, -1)
         fetch = min(size, max(4 * limit, limit + 32))
         while True:

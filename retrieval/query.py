@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.vector_param import BinaryVector
+
 
 @dataclass(frozen=True)
 class SearchQuery:
@@ -33,9 +35,9 @@ class SearchQuery:
         return self.vector.result() if isinstance(self.vector, Future) else self.vector
 
     @cached_property
-    def embedding_literal(self) -> str:
-        """The vector as pgvector's text input, formatted once (~0.3 ms): several statements send it."""
-        return "[" + ",".join(f"{x:.7g}" for x in self.embedding.tolist()) + "]"
+    def embedding_param(self) -> BinaryVector:
+        """The vector as a statement parameter, packed once: several statements send it."""
+        return BinaryVector(self.embedding)
 
 
 @dataclass(frozen=True)

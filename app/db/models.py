@@ -5,10 +5,11 @@ here because the migration sets it from LOCI_EMBEDDING_DIM and `/readyz` checks 
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
+from pgvector.sqlalchemy import Vector as PgVector
 from sqlalchemy import (
     BigInteger,
     Computed,
@@ -24,6 +25,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, defer, mapped_column, query_expression, with_expression
 from sqlalchemy.orm.interfaces import LoaderOption
+
+from retrieval.vector_param import BinaryVector
+
+
+class Vector(PgVector):
+    """pgvector's column type, its values bound in the binary format (retrieval/vector_param.py)."""
+
+    def bind_processor(self, dialect: Any) -> Callable[[Any], BinaryVector | None]:
+        return lambda value: None if value is None else BinaryVector(value)
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,30 @@
+"""Vectors go to Postgres in pgvector's binary format and arrive exactly as sent."""
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from app.runtime import Runtime
+from retrieval.vector_param import BinaryVector
+
+
+def _round_trip(runtime: Runtime, vector: np.ndarray) -> np.ndarray:
+    with runtime.engine.connect() as conn:
+        stored = conn.execute(text("SELECT CAST(CAST(:v AS vector) AS real[])"), {"v": BinaryVector(vector)}).scalar()
+    return np.asarray(stored, dtype=np.float32)
+
+
+def test_a_vector_arrives_bit_for_bit(runtime: Runtime) -> None:
+    rng = np.random.default_rng(5)
+    vector = (rng.standard_normal(384) * 10.0 ** rng.integers(-30, 30, 384)).astype(np.float32)
+    assert np.array_equal(_round_trip(runtime, vector), vector)
+
+
+def test_lists_and_other_float_widths_are_packed_as_float32(runtime: Runtime) -> None:
+    assert np.array_equal(_round_trip(runtime, np.array([0.5, -2.0, 3.25])), np.array([0.5, -2.0, 3.25], np.float32))
+    assert np.array_equal(_round_trip(runtime, [1.0, 0.0]), np.array([1.0, 0.0], np.float32))
+
+
+def test_only_one_dimensional_vectors_are_packed() -> None:
+    with pytest.raises(ValueError, match="one dimension"):
+        BinaryVector(np.zeros((2, 3), np.float32))
