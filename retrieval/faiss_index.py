@@ -25,9 +25,6 @@ from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, changed_since, scope_sql, scope_stamp
 
-# Concurrent requests are the parallelism on a 2-core server; OpenMP inside one small search only adds overhead.
-faiss.omp_set_num_threads(1)
-
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # A filter that keeps fewer than this share of the FAISS order goes to pgvector instead of widening forever.
