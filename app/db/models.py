@@ -32,6 +32,8 @@ from retrieval.vector_param import BinaryVector
 class Vector(PgVector):
     """pgvector's column type, its values bound in the binary format (retrieval/vector_param.py)."""
 
+    cache_ok = True  # stated on each subclass, or SQLAlchemy compiles every statement using the type anew
+
     def bind_processor(self, dialect: Any) -> Callable[[Any], BinaryVector | None]:
         return lambda value: None if value is None else BinaryVector(value)
 
