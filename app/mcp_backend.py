@@ -38,19 +38,27 @@ def local_api_key(settings: Settings) -> str:
         ) from None
 
 
+def forwarding_key(settings: Settings, url: str | None, api_key: str | None) -> str | None:
+    """The key tool calls go out with: `api_key`; else, with no url, `local_api_key`; else none
+    (the SDK then reads LOCI_API_KEY)."""
+    if api_key or url is not None:
+        return api_key
+    return local_api_key(settings)
+
+
 @asynccontextmanager
 async def memory_client(settings: Settings, url: str | None, api_key: str | None) -> AsyncIterator[AsyncMemoryClient]:
-    """An SDK client for the server at `url` (key: `api_key`, else LOCI_API_KEY), or, with no url,
-    for the service built here on `settings` (key: `api_key`, else `local_api_key`)."""
+    """An SDK client for the server at `url`, or, with no url, for the service built here on
+    `settings`; its key is `forwarding_key`."""
+    key = forwarding_key(settings, url, api_key)
     if url is not None:
-        async with AsyncMemoryClient(url, api_key) as client:
+        async with AsyncMemoryClient(url, key) as client:
             yield client
         return
     # Imported here: the service stack takes a second to import, which a client of a remote server skips.
     from app.main import create_app
     from app.runtime import build_runtime
 
-    key = api_key or local_api_key(settings)
     runtime = await anyio.to_thread.run_sync(build_runtime, settings)
     try:
         transport = httpx.ASGITransport(app=create_app(runtime=runtime))

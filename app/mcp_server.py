@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 import anyio
+import uvicorn
 from loci_client import AsyncMemoryClient, LociError, Memory
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,7 +22,8 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from app import __version__
-from app.mcp_backend import memory_client
+from app.mcp_auth import RequireBearerKey
+from app.mcp_backend import NoApiKey, forwarding_key, memory_client
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -322,13 +324,19 @@ def run_server(
     user_id: str | None = None,
     agent_id: str | None = None,
 ) -> None:
-    """Serve the tools over stdio (stdout carries only the protocol) or, with `http`, streamable HTTP."""
+    """Serve the tools over stdio (stdout carries only the protocol) or, with `http`, streamable HTTP
+    whose requests must carry the forwarding key as a bearer token (app/mcp_auth.py)."""
+    key = forwarding_key(settings, url, api_key)
+    if http and not key:
+        raise NoApiKey("--http needs an API key (--api-key or LOCI_API_KEY): its clients must present it")
 
     async def serve() -> None:
         async with memory_client(settings, url, api_key) as memory:
             server = build_server(memory, user_id, agent_id)
-            if http:
-                await server.run_streamable_http_async(host=host, port=port)
+            if http and key:
+                app = RequireBearerKey(server.streamable_http_app(host=host), key)
+                config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower())
+                await uvicorn.Server(config).serve()
             else:
                 await server.run_stdio_async()
 

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
 from app.local_server import free_port
@@ -163,7 +166,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 
 def test_streamable_http_and_sigterm(live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """--http serves the same tools at /mcp; SIGTERM ends the server cleanly (exit 0)."""
+    """--http serves the same tools at /mcp to clients presenting the forwarding key; SIGTERM ends the
+    server cleanly (exit 0)."""
     port = free_port()
     args = ["mcp", "--http", "--port", str(port), "--url", live_server.url, "--api-key", live_server.api_key]
     args += ["--user-id", "carol"]
@@ -173,20 +177,40 @@ def test_streamable_http_and_sigterm(live_server, tmp_path: Path) -> None:  # ty
         )
     try:
         _wait_for_port(port, process)
+        endpoint = f"http://127.0.0.1:{port}/mcp"
 
         async def session() -> None:
-            async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=60) as client:
-                assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
-                stored = await _call(client, "remember", content="Carol takes the 7:40 train", type="episodic")
-                hits = (await _call(client, "recall", query="which train does Carol take?"))["results"]
-                assert hits[0]["id"] == stored["id"] and hits[0]["user_id"] == "carol", "--user-id was not applied"
+            headers = {"Authorization": f"Bearer {live_server.api_key}"}
+            async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+                async with Client(
+                    streamable_http_client(endpoint, http_client=http), read_timeout_seconds=60
+                ) as client:
+                    assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
+                    stored = await _call(client, "remember", content="Carol takes the 7:40 train", type="episodic")
+                    hits = (await _call(client, "recall", query="which train does Carol take?"))["results"]
+                    assert hits[0]["id"] == stored["id"] and hits[0]["user_id"] == "carol", "--user-id was not applied"
 
         anyio.run(session)
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": live_server.api_key}):
+            refused = httpx.post(endpoint, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            assert refused.status_code == 401, headers
+            assert refused.json()["error"]["code"] == "unauthorized"
+            assert live_server.api_key not in refused.text
         process.terminate()
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_http_without_a_key_refuses_to_start(tmp_path: Path) -> None:
+    """Over HTTP the key is what clients must present: no key, no server (exit 2, nothing listening)."""
+    port = free_port()
+    args = ["-m", "app.cli", "mcp", "--http", "--port", str(port), "--url", "http://127.0.0.1:9"]
+    env = {k: v for k, v in (os.environ | _env(tmp_path)).items() if k != "LOCI_API_KEY"}
+    result = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--http needs an API key" in result.stderr
 
 
 def test_in_process_service_zero_setup(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
