@@ -103,6 +103,24 @@ def test_sign_in_refuses_open_redirects_and_keys_that_cannot_read(client: TestCl
             assert response.headers["location"] == "/ui/search", target
 
 
+def test_sign_in_forms_from_another_site_are_refused(app, api_key: str) -> None:  # type: ignore[no-untyped-def]
+    """Login CSRF: a page elsewhere posting its author's key must not sign the visitor in."""
+    with TestClient(app) as browser:
+        for headers in (
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},
+        ):
+            refused = browser.post("/ui/login", data={"key": api_key}, headers=headers, follow_redirects=False)
+            assert refused.status_code == 403 and "sign in from this site" in refused.text, headers
+            assert COOKIE not in browser.cookies and "set-cookie" not in refused.headers, headers
+        for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://testserver"}, {}):
+            accepted = browser.post("/ui/login", data={"key": api_key}, headers=headers, follow_redirects=False)
+            assert accepted.status_code == 303 and COOKIE in browser.cookies, headers
+            browser.cookies.clear()
+
+
 def test_a_revoked_key_signs_the_browser_out(browser_client: TestClient, api_key: str) -> None:
     other = _key_with(browser_client, "read")
     _sign_in(browser_client, other)

@@ -9,13 +9,15 @@ browser send it), scoped to /ui, Secure over https, and lasts until the browser 
 
 Changes (delete, restore, sign out) are POST forms that also carry a token derived from the key:
 another origin can neither read the token nor, with SameSite=Strict, make the browser send the cookie.
+Signing in has no key yet to derive a token from, so it refuses forms the browser says came from
+another site (`from_another_site`): else any page could sign a visitor in with its author's key.
 """
 
 import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, Response
 
@@ -55,6 +57,20 @@ def sign_in(request: Request, runtime: RuntimeDep, key: str) -> Principal:
     if "read" not in principal.permissions:
         raise ApiError(403, "this key lacks the 'read' permission the browser needs")
     return principal
+
+
+def from_another_site(request: Request) -> bool:
+    """Whether the browser says this request comes from a page of another site: by Sec-Fetch-Site,
+    which current browsers send with every request, else by Origin, which they send with every POST
+    (compared with the Host asked for, so a TLS proxy in front changes nothing). A request with
+    neither header is no browser's cross-site form (curl, scripts with the key in hand)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host")
 
 
 def set_key_cookie(request: Request, response: Response, key: str) -> None:

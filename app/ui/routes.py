@@ -27,6 +27,7 @@ from app.ui.auth import (
     check_change,
     check_token,
     clear_key_cookie,
+    from_another_site,
     safe_next,
     set_key_cookie,
     sign_in,
@@ -75,6 +76,8 @@ def login(
 ) -> Response:
     target = safe_next(next)
     try:
+        if from_another_site(request):
+            raise ApiError(403, "sign in from this site's own sign-in page")
         if not key.strip():
             raise ApiError(401, "enter an API key")
         sign_in(request, runtime, key.strip())
