@@ -42,8 +42,8 @@ class EmbeddingWorker:
     """Drains the backlog when woken (`notify` after a deferred write) or every `poll_seconds`.
 
     `threads` claimers share the one embedder: while one writes its vectors back (HNSW insertion in
-    Postgres, about a third of the model's time per row, on one core), the next claim is already
-    encoding, so the model and the database no longer take turns.
+    Postgres, ~0.8 ms a row on one core), the next claim is already encoding on the other, so the
+    model and the database no longer take turns (ingest +16 %, docs/performance.md "Ingest").
     """
 
     def __init__(
