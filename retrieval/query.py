@@ -4,7 +4,6 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,18 @@ class SearchQuery:
         overlaps the search's work that needs only the text (the tenant wall, BM25)."""
         return self.vector.result() if isinstance(self.vector, Future) else self.vector
 
-    @cached_property
+    @property
     def embedding_param(self) -> BinaryVector:
-        """The vector as a statement parameter, packed once: several statements send it."""
-        return BinaryVector(self.embedding)
+        """The vector as a statement parameter, packed once: several statements send it.
+
+        Cached by hand: Python 3.11's functools.cached_property holds one lock for all instances
+        while computing, and computing waits for the model, so concurrent searches queued on that
+        lock for each other's query vectors (seen in a profile under `loci bench load`)."""
+        packed = self.__dict__.get("_embedding_param")
+        if packed is None:  # two threads may both pack it; either result is the same
+            packed = BinaryVector(self.embedding)
+            self.__dict__["_embedding_param"] = packed
+        return packed
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,16 @@
 """Vectors go to Postgres in pgvector's binary format and arrive exactly as sent."""
 
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+
 import numpy as np
 import pytest
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from retrieval.query import SearchQuery
 from retrieval.vector_param import BinaryVector
 
 
@@ -28,3 +34,21 @@ def test_lists_and_other_float_widths_are_packed_as_float32(runtime: Runtime) ->
 def test_only_one_dimensional_vectors_are_packed() -> None:
     with pytest.raises(ValueError, match="one dimension"):
         BinaryVector(np.zeros((2, 3), np.float32))
+
+
+def test_a_query_waiting_for_its_vector_does_not_hold_up_another() -> None:
+    """Under load, searches wait for their query vectors side by side, not one after another."""
+    waiting: Future[np.ndarray] = Future()
+    slow = SearchQuery(tenant_id=uuid.uuid4(), text="slow", vector=waiting)
+    ready = SearchQuery(tenant_id=uuid.uuid4(), text="ready", vector=np.ones(4, np.float32))
+    blocked = threading.Thread(target=lambda: slow.embedding_param, daemon=True)
+    blocked.start()
+    time.sleep(0.2)  # the slow query is now waiting inside embedding_param
+    packed: list[BinaryVector] = []
+    other = threading.Thread(target=lambda: packed.append(ready.embedding_param), daemon=True)
+    other.start()
+    other.join(timeout=5)
+    assert packed and packed[0].data == BinaryVector(np.ones(4, np.float32)).data
+    waiting.set_result(np.zeros(4, np.float32))
+    blocked.join(timeout=5)
+    assert not blocked.is_alive() and slow.embedding_param.data == BinaryVector(np.zeros(4)).data
