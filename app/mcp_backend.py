@@ -47,10 +47,9 @@ def forwarding_key(settings: Settings, url: str | None, api_key: str | None) -> 
 
 
 @asynccontextmanager
-async def memory_client(settings: Settings, url: str | None, api_key: str | None) -> AsyncIterator[AsyncMemoryClient]:
+async def memory_client(settings: Settings, url: str | None, key: str | None) -> AsyncIterator[AsyncMemoryClient]:
     """An SDK client for the server at `url`, or, with no url, for the service built here on
-    `settings`; its key is `forwarding_key`."""
-    key = forwarding_key(settings, url, api_key)
+    `settings`; its key is `key`, as `forwarding_key` resolves it."""
     if url is not None:
         async with AsyncMemoryClient(url, key) as client:
             yield client

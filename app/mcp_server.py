@@ -331,7 +331,7 @@ def run_server(
         raise NoApiKey("--http needs an API key (--api-key or LOCI_API_KEY): its clients must present it")
 
     async def serve() -> None:
-        async with memory_client(settings, url, api_key) as memory:
+        async with memory_client(settings, url, key) as memory:
             server = build_server(memory, user_id, agent_id)
             if http and key:
                 app = RequireBearerKey(server.streamable_http_app(host=host), key)
