@@ -24,6 +24,7 @@ from retrieval.candidates import PROPOSED_ROWS, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, changed_since, scope_sql, scope_stamp
+from retrieval.vector_param import unpack_vectors
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -62,8 +63,7 @@ class _Rows:
 
 
 def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None) -> _Rows:
-    """The scope's embedded rows, or only those added or edited since `after` was built;
-    vector_send (binary) parses about 5x faster than the text form."""
+    """The scope's embedded rows, or only those added or edited since `after` was built."""
     where, params = scope_sql(key, embedded_only=True)
     if after is not None:
         where += f" AND {changed_since(after.max_seq, after.max_updated)}"
@@ -72,8 +72,7 @@ def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None) 
     ).all()
     if not rows:
         return _Rows([], [], np.zeros((0, 0), dtype=np.float32), None)
-    # vector_send: int16 dimension, int16 unused, then big-endian float4s.
-    vectors = np.stack([np.frombuffer(bytes(r[3]), dtype=">f4", offset=4) for r in rows]).astype(np.float32)
+    vectors = unpack_vectors([bytes(r[3]) for r in rows])
     return _Rows([r[0] for r in rows], [r[1] for r in rows], vectors, max(r[2] for r in rows))
 
 

