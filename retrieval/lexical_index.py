@@ -15,6 +15,7 @@ lagging index can cost recall, never correctness. Memories arrive by appending t
 appends cannot explain and the scope is rebuilt.
 """
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ B = 0.75
 VIEW_BYTES_PER_MEMORY = 256
 SAMPLE_FOR_TOP = 16_384
 COMMON_SHARE = 0.01  # a term in this share of a large scope is scored ahead, off the request path
+# Postings, kept term scores and each query's score arrays are single precision with 32-bit positions
+# (a scope holds at most LOCI_LEXICAL_MAX_DOCS): half the bytes of float64 and int64, so twice the
+# terms fit the kept-term room, and scoring a term the first time reads half the memory.
+SCORE = np.float32
+POSITION = np.int32
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,8 @@ class ScopeLexicon:
             self._appended_terms.clear()
 
     def score_common_terms(self) -> None:
-        """Score ahead the terms held by at least COMMON_SHARE of the scope, most common first, into
-        up to three quarters of the kept-term room. First use of such a term costs O(scope) (~25 ms at a million
+        """Score ahead the terms held by at least COMMON_SHARE of the scope, most common first, until
+        the kept-term room is full. First use of such a term costs O(scope) (~25 ms at a million
         memories) and would land on a query; a background refresh calls this after an append or a
         build instead. The lock is taken per term, so queries interleave."""
         with self.lock:
@@ -165,8 +171,8 @@ class ScopeLexicon:
             )
         for _, term in common:
             with self.lock:
-                if self._derived is not derived or self._views_bytes > VIEW_BYTES_PER_MEMORY * n * 3 / 4:
-                    return  # appended meanwhile (the next refresh starts over), or room for queries' own terms
+                if self._derived is not derived or self._views_bytes >= VIEW_BYTES_PER_MEMORY * n:
+                    return  # appended meanwhile (the next refresh starts over), or the room is full
                 self._term_views(term, derived)
 
     def derived(self) -> _Derived:
@@ -203,8 +209,8 @@ class ScopeLexicon:
             window_rank=window_rank,
             window_lo=np.maximum(ranks - w, run_start),
             window_hi=np.minimum(ranks + w, run_start + np.repeat(sizes, sizes) - 1),
-            norm_content=K1 * (1 - B + B * lengths[:n] / max(lengths[:n].mean(), 1.0)) if n else np.zeros(0),
-            norm_context=K1 * (1 - B + B * window_lengths / max(window_lengths.mean(), 1.0)) if n else np.zeros(0),
+            norm_content=_length_norm(lengths[:n]),
+            norm_context=_length_norm(window_lengths),
             by_speaker_word={word: np.asarray(positions) for word, positions in self.by_speaker_word.items()},
             types=np.asarray(self.types, dtype=object),
         )
@@ -217,7 +223,7 @@ class ScopeLexicon:
             return None
         docs, tfs = posting
         if not isinstance(docs, np.ndarray):
-            docs, tfs = np.asarray(docs, dtype=np.int64), np.asarray(tfs, dtype=np.float64)
+            docs, tfs = np.asarray(docs, dtype=POSITION), np.asarray(tfs, dtype=SCORE)
             self.postings[term] = (docs, tfs)
         return docs, tfs  # type: ignore[return-value]
 
@@ -229,11 +235,11 @@ class ScopeLexicon:
         """
         n = len(self.ids)
         derived = self.derived()
-        speaker = np.zeros(n)
+        speaker = np.zeros(n, dtype=SCORE)
         for word in name_words(query_text):
             if word in derived.by_speaker_word:
                 speaker[derived.by_speaker_word[word]] = 1.0
-        content, context = np.zeros(n), np.zeros(n)
+        content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
         for term in tokenize(query_text):
             views = self._term_views(term, derived)
             if views is not None:
@@ -243,8 +249,10 @@ class ScopeLexicon:
         return {"content": content, "context": context, "speaker": speaker}
 
     def _term_views(self, term: str, derived: _Derived) -> "_TermViews | None":
-        """The term's BM25 in each view, kept until the next append (a common term in a large scope
-        costs tens of ms to score, mostly to find and sum the windows that hold it)."""
+        """The term's BM25 in each view. A common term's is kept until the next append: in a large scope
+        it costs tens of ms to score, mostly to find and sum the windows that hold it. A term in fewer
+        than COMMON_SHARE of the memories costs O(its postings) and is scored anew each time, so a
+        query's rare words never evict the terms that are dear to score."""
         views = self._views.get(term)
         if views is not None:
             self._views.move_to_end(term)
@@ -261,9 +269,11 @@ class ScopeLexicon:
         views = _TermViews(
             content_at=docs,
             content=_bm25(tfs, derived.norm_content[docs], len(docs), n),
-            context_at=reached.astype(np.int32),  # int32 adds as fast and takes half the room
+            context_at=reached.astype(POSITION),
             context=_bm25(window_tf, derived.norm_context[reached], len(reached), n),
         )
+        if len(docs) < COMMON_SHARE * n:
+            return views
         self._views[term] = views
         self._views_bytes += views.nbytes
         while self._views_bytes > VIEW_BYTES_PER_MEMORY * n and len(self._views) > 1:
@@ -294,7 +304,7 @@ def _window_tf_by_neighbours(
     in_window = np.zeros(n + 1, dtype=bool)  # position n is the window padding
     in_window[derived.neighbours[docs]] = True
     reached = np.flatnonzero(in_window[:n])
-    tf = np.zeros(n + 1)
+    tf = np.zeros(n + 1, dtype=SCORE)
     tf[docs] = tfs
     return reached, tf[derived.neighbours[reached]].sum(axis=1)
 
@@ -303,16 +313,23 @@ def _window_tf_by_runs(derived: _Derived, docs: np.ndarray, tfs: np.ndarray, n: 
     """The same as `_window_tf_by_neighbours` in one sequential pass over the scope: a window is a
     run of ranks, so its frequency is a difference of prefix sums (exact: the sums are of integers).
     A term in 143k of 1M memories: 20 ms instead of 42."""
-    prefix = np.zeros(n + 1)
+    prefix = np.zeros(n + 1)  # double precision: a running total over the scope outgrows float32's integers
     prefix[derived.window_rank[docs] + 1] = tfs
     np.cumsum(prefix, out=prefix)
     by_rank = prefix[derived.window_hi + 1] - prefix[derived.window_lo]
     held = np.flatnonzero(by_rank)
-    return derived.window_order[held], by_rank[held]
+    return derived.window_order[held], by_rank[held].astype(SCORE)
+
+
+def _length_norm(lengths: np.ndarray) -> np.ndarray:
+    """BM25's per-document length normalisation, K1 * (1 - B + B * length / average length)."""
+    if not len(lengths):
+        return np.zeros(0, dtype=SCORE)
+    return (K1 * (1 - B + B * lengths / max(lengths.mean(), 1.0))).astype(SCORE)
 
 
 def _bm25(tf: np.ndarray, norm: np.ndarray, df: int, n: int) -> np.ndarray:
-    idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))  # a Python float keeps the arrays' precision
     return idf * tf * (K1 + 1) / (tf + norm)
 
 

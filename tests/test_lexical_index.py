@@ -264,6 +264,9 @@ def test_common_terms_scored_ahead_give_the_same_scores() -> None:
     for query in ["w0 w3 w250", "w7 w399", "w5"]:
         scored, expected = ahead.scores(query), fresh.scores(query)
         assert all(np.array_equal(scored[view], expected[view]) for view in expected)
+    # Rare words are scored per query (O(their postings)) and never take the common terms' room.
+    assert "w250" in ahead.postings and "w250" not in ahead._views and "w399" not in fresh._views
+    assert "w7" in fresh._views
 
 
 def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
