@@ -38,7 +38,7 @@ B = 0.75
 # that recur in queries (generated text at 1M memories: 40 terms, 214 bytes a memory).
 VIEW_BYTES_PER_MEMORY = 256
 SAMPLE_FOR_TOP = 16_384
-COMMON_SHARE = 0.01  # a term in this share of a large scope is scored ahead, off the request path
+COMMON_SHARE = 0.01  # terms in this share of a scope are the ones kept, and scored ahead in a large scope
 # Postings, kept term scores and each query's score arrays are single precision with 32-bit positions
 # (a scope holds at most LOCI_LEXICAL_MAX_DOCS): half the bytes of float64 and int64, so twice the
 # terms fit the kept-term room, and scoring a term the first time reads half the memory.
