@@ -55,6 +55,25 @@ def test_footprint_counts_what_is_stored_about_a_user(app, client: TestClient, r
     }
 
 
+def test_delete_on_a_footprint_is_refused_not_taken_for_another_user(client: TestClient) -> None:
+    """User ids may hold slashes, so `DELETE /v1/users/ana/footprint` used to delete a user named
+    "ana/footprint" (none) and answer 200 while Ana's memories stayed."""
+    kept = _add(client, "Ana keeps a diary", "ana-fp")
+    refused = client.delete("/v1/users/ana-fp/footprint")
+    assert refused.status_code == 405, refused.text
+    assert refused.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in refused.headers["allow"]
+    assert client.get(f"/v1/memories/{kept}").status_code == 200
+    # Other ids with slashes are still users of their own, and one ending in /footprint has a way out.
+    _add(client, "a note", "ana-fp/notes")
+    _add(client, "a team note", "team/footprint")
+    assert client.delete("/v1/users/ana-fp/notes").json() == {"deleted": 1}
+    assert client.delete("/v1/memories", params={"user_id": "team/footprint"}).json() == {"deleted": 1}
+    assert client.get("/v1/users/ana-fp/footprint").json()["counts"]["memories"] == 1
+    assert client.delete("/v1/users/ana-fp").json() == {"deleted": 1}
+    assert client.delete("/v1/users/" + "u" * 201).status_code == 422
+
+
 def test_logs_carry_ids_not_content(app_with, api_key: str, service_logs) -> None:  # type: ignore[no-untyped-def]
     content, query = "My bank PIN is 4417 and my sister is Maria", "what is the bank PIN"
     headers = {"Authorization": f"Bearer {api_key}"}
