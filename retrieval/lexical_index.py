@@ -13,6 +13,11 @@ Like the FAISS index it only proposes ids and scores: the caller's SQL applies e
 lagging index can cost recall, never correctness. Memories arrive by appending to the statistics
 (new rows have higher `seq`); an edit, soft or hard delete changes the scope's stamp in a way
 appends cannot explain and the scope is rebuilt.
+
+Queries read a published snapshot (`_Derived`) and take no lock of the lexicon: a refresh appends
+and builds the next snapshot beside it, scores a large scope's common terms into it, then swaps it
+in. So a search during a refresh neither waits for it (~1 s of arrays at a million memories) nor
+finds the common terms' scores gone.
 """
 
 import math
@@ -48,12 +53,15 @@ POSITION = np.int32
 
 @dataclass(frozen=True)
 class _Derived:
-    """What every query of an unchanged scope shares, computed once after each change of the scope.
+    """What every query of an unchanged scope reads, built once after each change of the scope.
 
-    `ids` is a snapshot (appends go to the lexicon's own list), so a query holds it without a copy.
+    A snapshot: `ids` and `postings` are copies (appends go to the lexicon's own), so queries hold
+    them without a lock while the next snapshot is built.
     """
 
     ids: list[Any]
+    postings: dict[str, tuple[np.ndarray, np.ndarray]]  # term -> (positions, term frequencies)
+    kept: "_KeptViews"
     position: dict[Any, int]  # the lexicon's own, which appends extend: positions past `ids` are newer
     neighbours: np.ndarray  # n x (2w+1) positions of each memory's window, padded with n
     # The same windows as runs: memories in window order (each session's turns in order, then every
@@ -66,6 +74,84 @@ class _Derived:
     norm_context: np.ndarray  # ... and of its window
     by_speaker_word: dict[str, np.ndarray]  # positions of the memories whose speaker's name has the word
     types: np.ndarray
+    agents: np.ndarray
+    sessions: np.ndarray
+
+    def scores(self, query_text: str) -> dict[str, np.ndarray]:
+        """Every view's score of every memory for the query, in index order.
+
+        Only the memories that contain a term (or whose window does) get a term's score: the
+        others' BM25 for it is exactly 0, so a term costs O(its postings) rather than O(scope).
+        """
+        n = len(self.ids)
+        speaker = np.zeros(n, dtype=SCORE)
+        for word in name_words(query_text):
+            if word in self.by_speaker_word:
+                speaker[self.by_speaker_word[word]] = 1.0
+        content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
+        for term in tokenize(query_text):
+            views = self.term_views(term)
+            if views is not None:
+                # Positions are unique within a term: add.at is the plain sum, and faster than += here.
+                np.add.at(content, views.content_at, views.content)
+                np.add.at(context, views.context_at, views.context)
+        return {"content": content, "context": context, "speaker": speaker}
+
+    def term_views(self, term: str) -> "_TermViews | None":
+        """The term's BM25 in each view. A common term's is kept with the snapshot: in a large scope it
+        costs tens of ms to score, mostly to find and sum the windows that hold it. A term in fewer
+        than COMMON_SHARE of the memories costs O(its postings) and is scored anew each time, so a
+        query's rare words never evict the terms that are dear to score."""
+        views = self.kept.get(term)
+        if views is not None:
+            return views
+        posting = self.postings.get(term)
+        if posting is None:
+            return None
+        docs, tfs = posting
+        n = len(self.ids)
+        if len(docs) * self.neighbours.shape[1] * 4 > n:  # its windows reach a large share of the scope
+            reached, window_tf = _window_tf_by_runs(self, docs, tfs, n)
+        else:
+            reached, window_tf = _window_tf_by_neighbours(self, docs, tfs, n)
+        views = _TermViews(
+            content_at=docs,
+            content=_bm25(tfs, self.norm_content[docs], len(docs), n),
+            context_at=reached.astype(POSITION),
+            context=_bm25(window_tf, self.norm_context[reached], len(reached), n),
+        )
+        if len(docs) >= COMMON_SHARE * n:
+            self.kept.keep(term, views)
+        return views
+
+    def score_common_terms(self) -> None:
+        """Score ahead the terms held by at least COMMON_SHARE of the scope, most common first, until
+        the kept-term room is full. First use of such a term costs O(scope) (~25 ms at a million
+        memories) and would land on a query; a refresh of a large scope calls this before it
+        publishes the snapshot."""
+        n = len(self.ids)
+        common = sorted(
+            ((len(docs), term) for term, (docs, _) in self.postings.items() if len(docs) >= COMMON_SHARE * n),
+            reverse=True,
+        )
+        for _, term in common:
+            if self.kept.full:
+                return
+            self.term_views(term)
+
+    def allowed(self, query: SearchQuery) -> np.ndarray | None:
+        """The cheap part of the query's filter (type, agent, session), None when it keeps every
+        memory; SQL applies all of it later."""
+        if not (query.types or query.agent_id is not None or query.session_id is not None):
+            return None
+        mask = np.ones(len(self.ids), dtype=bool)
+        if query.types:
+            mask &= np.isin(self.types, list(query.types))
+        if query.agent_id is not None:
+            mask &= self.agents == query.agent_id
+        if query.session_id is not None:
+            mask &= self.sessions == query.session_id
+        return mask
 
 
 @dataclass(frozen=True)
@@ -85,30 +171,80 @@ class _TermViews:
 
 
 @dataclass
+class _KeptViews:
+    """The common terms' views of one snapshot, least recently used out beyond `room` bytes
+    (VIEW_BYTES_PER_MEMORY of the scope). Queries share it, so each use holds a lock briefly."""
+
+    room: int
+    views: "OrderedDict[str, _TermViews]" = field(default_factory=OrderedDict)
+    nbytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, term: str) -> _TermViews | None:
+        with self.lock:
+            views = self.views.get(term)
+            if views is not None:
+                self.views.move_to_end(term)
+            return views
+
+    def keep(self, term: str, views: _TermViews) -> None:
+        with self.lock:
+            if term in self.views:  # two queries scored it at once
+                return
+            self.views[term] = views
+            self.nbytes += views.nbytes
+            while self.nbytes > self.room and len(self.views) > 1:
+                self.nbytes -= self.views.popitem(last=False)[1].nbytes
+
+    @property
+    def full(self) -> bool:
+        return self.nbytes >= self.room
+
+
+@dataclass
+class _Column:
+    """One attribute of every memory: an array up to the last build and a list of the values appended
+    since. A build joins them, so an append costs its new rows rather than a conversion of the whole
+    scope's lists (25 of the 36 ms of a build at 100k memories)."""
+
+    dtype: Any
+    built: np.ndarray | None = None
+    pending: list[Any] = field(default_factory=list)
+
+    def array(self) -> np.ndarray:
+        if self.built is None or self.pending:
+            fresh = np.asarray(self.pending, dtype=self.dtype)
+            self.built = fresh if self.built is None else np.concatenate([self.built, fresh])
+            self.pending = []
+        return self.built
+
+
+@dataclass
 class ScopeLexicon:
-    """BM25 statistics of one scope. Rows are appended in seq order; derived arrays are rebuilt lazily."""
+    """BM25 statistics of one scope. Rows are appended in seq order by the scope's refresh (one at a
+    time); `prepare` turns them into the snapshot that queries read."""
 
     window: int
     ids: list[Any] = field(default_factory=list)
-    types: list[str] = field(default_factory=list)
-    agents: list[str | None] = field(default_factory=list)
-    sessions: list[str | None] = field(default_factory=list)
-    # Kept as rows arrive, so that `derived()` after an append is array work, not a pass in Python:
+    types: _Column = field(default_factory=lambda: _Column(object))
+    agents: _Column = field(default_factory=lambda: _Column(object))
+    sessions: _Column = field(default_factory=lambda: _Column(object))
+    # Kept as rows arrive, so that building a snapshot after an append is array work, not a pass in Python:
     position: dict[Any, int] = field(default_factory=dict)  # memory id -> position
-    runs: list[int] = field(default_factory=list)  # each turn's session, numbered by first turn; -1 alone
+    runs: _Column = field(default_factory=lambda: _Column(np.int64))  # each turn's session by first turn; -1 alone
     _run_of_session: dict[str, int] = field(default_factory=dict)
-    event_times: list[float] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    by_speaker_word: dict[str, list[int]] = field(default_factory=dict)  # positions, ascending
-    lengths: list[int] = field(default_factory=list)
-    postings: dict[str, tuple[np.ndarray | list[int], np.ndarray | list[int]]] = field(default_factory=dict)
-    _appended_terms: set[str] = field(default_factory=set)  # terms whose postings are lists since the last prepare
+    event_times: _Column = field(default_factory=lambda: _Column(np.float64))
+    seqs: _Column = field(default_factory=lambda: _Column(np.int64))
+    lengths: _Column = field(default_factory=lambda: _Column(np.float64))
+    by_speaker_word: dict[str, _Column] = field(default_factory=dict)  # positions, ascending
+    # term -> (positions, term frequencies): two columns, in a dict the refresh alone changes
+    postings: dict[str, tuple[_Column, _Column]] = field(default_factory=dict)
+    _appended_terms: set[str] = field(default_factory=set)  # terms with postings appended since the last build
     max_seq: int = 0
     max_updated: datetime | None = None
-    _derived: _Derived | None = None
-    _views: "OrderedDict[str, _TermViews]" = field(default_factory=OrderedDict)
-    _views_bytes: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    _published: _Derived | None = None
+    _posting_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # as of the last build
+    lock: threading.Lock = field(default_factory=threading.Lock)  # appends and builds, never queries
 
     def add(self, rows: list[Any]) -> None:
         with self.lock:
@@ -122,67 +258,69 @@ class ScopeLexicon:
                 counts[term] = counts.get(term, 0) + 1
             self._appended_terms.update(counts)
             for term, tf in counts.items():
-                docs, tfs = self.postings.setdefault(term, ([], []))
-                if isinstance(docs, np.ndarray):  # frozen by a query since the last append
-                    docs, tfs = self.postings[term] = (docs.tolist(), tfs.tolist())
-                docs.append(position)  # type: ignore[union-attr]
-                tfs.append(tf)  # type: ignore[union-attr]
+                posting = self.postings.get(term)
+                if posting is None:
+                    posting = self.postings[term] = (_Column(POSITION), _Column(SCORE))
+                docs, tfs = posting
+                docs.pending.append(position)
+                tfs.pending.append(tf)
             self.position[row.id] = position
             self.ids.append(row.id)
-            self.types.append(row.type)
-            self.agents.append(row.agent_id)
-            self.sessions.append(row.session_id)
+            self.types.pending.append(row.type)
+            self.agents.pending.append(row.agent_id)
+            self.sessions.pending.append(row.session_id)
             in_run = row.session_id is not None and row.type == "episodic"  # turns have neighbours; facts stand alone
-            self.runs.append(
+            self.runs.pending.append(
                 self._run_of_session.setdefault(row.session_id, len(self._run_of_session)) if in_run else -1
             )
-            self.event_times.append(row.event_at.timestamp() if row.event_at else 0.0)
-            self.seqs.append(row.seq)
+            self.event_times.pending.append(row.event_at.timestamp() if row.event_at else 0.0)
+            self.seqs.pending.append(row.seq)
             for word in name_words((row.attributes or {}).get("speaker")):
-                self.by_speaker_word.setdefault(word, []).append(position)
-            self.lengths.append(sum(counts.values()))
+                self.by_speaker_word.setdefault(word, _Column(np.int64)).pending.append(position)
+            self.lengths.pending.append(sum(counts.values()))
             self.max_seq = max(self.max_seq, row.seq)
             if self.max_updated is None or row.updated_at > self.max_updated:
                 self.max_updated = row.updated_at
-        self._derived = None
-        self._views.clear()
-        self._views_bytes = 0
 
-    def prepare(self) -> None:
-        """Compute the derived arrays and turn the postings into arrays now, where the refresh runs
-        (in the background for a large scope), rather than in the next queries: ~1 s at a million
-        memories. Arrays also take less than half the room of lists of Python ints."""
-        with self.lock:
-            self.derived()
-            for term in self._appended_terms:
-                self._posting(term)
-            self._appended_terms.clear()
-
-    def score_common_terms(self) -> None:
-        """Score ahead the terms held by at least COMMON_SHARE of the scope, most common first, until
-        the kept-term room is full. First use of such a term costs O(scope) (~25 ms at a million
-        memories) and would land on a query; a background refresh calls this after an append or a
-        build instead. The lock is taken per term, so queries interleave."""
-        with self.lock:
-            n, derived = len(self.ids), self.derived()
-            common = sorted(
-                ((len(docs), term) for term, (docs, _) in self.postings.items() if len(docs) >= COMMON_SHARE * n),
-                reverse=True,
-            )
-        for _, term in common:
-            with self.lock:
-                if self._derived is not derived or self._views_bytes >= VIEW_BYTES_PER_MEMORY * n:
-                    return  # appended meanwhile (the next refresh starts over), or the room is full
-                self._term_views(term, derived)
+    @property
+    def published(self) -> _Derived:
+        """The snapshot queries read: that of the last `prepare` (a refresh prepares before it hands
+        the lexicon out), however many rows have been appended since."""
+        assert self._published is not None, "a lexicon is prepared before it is queried"
+        return self._published
 
     def derived(self) -> _Derived:
-        if self._derived is not None:
-            return self._derived
+        """The snapshot of every row added so far, built first if rows came since the last one (for
+        callers that append themselves; queries read `published`, which never waits for a build)."""
+        published = self._published
+        if published is not None and len(published.ids) == len(self.ids):
+            return published
+        return self.prepare()
+
+    def prepare(self, score_ahead: bool = False) -> _Derived:
+        """Build the snapshot of the rows added so far and publish it. With `score_ahead` (a large
+        scope, refreshed in the background) the common terms are scored into it before it replaces
+        the previous one, so no query meets them unscored."""
+        with self.lock:
+            built = self._build()
+        if score_ahead:
+            built.score_common_terms()
+        self._published = built
+        return built
+
+    def _build(self) -> _Derived:
+        """Derived arrays, and the postings as arrays: those of the terms appended to are joined anew,
+        the others shared with the previous snapshot. Arrays also take less than half the room of
+        lists of Python ints."""
+        for term in self._appended_terms:
+            docs, tfs = self.postings[term]
+            self._posting_arrays[term] = (docs.array(), tfs.array())
+        self._appended_terms.clear()
         n, w = len(self.ids), self.window
-        runs = np.asarray(self.runs, dtype=np.int64)
+        runs = self.runs.array()
         members = np.flatnonzero(runs >= 0)
         # Each session's turns in (event time, seq) order, the sessions in the order they began.
-        times, seqs = np.asarray(self.event_times), np.asarray(self.seqs, dtype=np.int64)
+        times, seqs = self.event_times.array(), self.seqs.array()
         ordered = members[np.lexsort((seqs[members], times[members], runs[members]))]
         run_of = runs[ordered]
         neighbours = np.full((n, 2 * w + 1), n, dtype=np.int64)
@@ -199,10 +337,12 @@ class ScopeLexicon:
         sizes = np.concatenate([np.bincount(run_of), np.ones(len(alone), dtype=np.int64)]).astype(np.int64)
         run_start = np.repeat(np.cumsum(sizes) - sizes, sizes)
         ranks = np.arange(n)
-        lengths = np.append(np.asarray(self.lengths, dtype=np.float64), 0.0)
+        lengths = np.append(self.lengths.array(), 0.0)
         window_lengths = lengths[neighbours].sum(axis=1)
-        self._derived = _Derived(
+        return _Derived(
             ids=list(self.ids),
+            postings=dict(self._posting_arrays),
+            kept=_KeptViews(VIEW_BYTES_PER_MEMORY * n),
             position=self.position,
             neighbours=neighbours,
             window_order=window_order,
@@ -211,88 +351,11 @@ class ScopeLexicon:
             window_hi=np.minimum(ranks + w, run_start + np.repeat(sizes, sizes) - 1),
             norm_content=_length_norm(lengths[:n]),
             norm_context=_length_norm(window_lengths),
-            by_speaker_word={word: np.asarray(positions) for word, positions in self.by_speaker_word.items()},
-            types=np.asarray(self.types, dtype=object),
+            by_speaker_word={word: positions.array() for word, positions in self.by_speaker_word.items()},
+            types=self.types.array(),
+            agents=self.agents.array(),
+            sessions=self.sessions.array(),
         )
-        return self._derived
-
-    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """The term's (positions, term frequencies) as arrays, converted once until the next append."""
-        posting = self.postings.get(term)
-        if posting is None:
-            return None
-        docs, tfs = posting
-        if not isinstance(docs, np.ndarray):
-            docs, tfs = np.asarray(docs, dtype=POSITION), np.asarray(tfs, dtype=SCORE)
-            self.postings[term] = (docs, tfs)
-        return docs, tfs  # type: ignore[return-value]
-
-    def scores(self, query_text: str) -> dict[str, np.ndarray]:
-        """Every view's score of every memory for the query, in index order.
-
-        Only the memories that contain a term (or whose window does) get a term's score: the
-        others' BM25 for it is exactly 0, so a term costs O(its postings) rather than O(scope).
-        """
-        n = len(self.ids)
-        derived = self.derived()
-        speaker = np.zeros(n, dtype=SCORE)
-        for word in name_words(query_text):
-            if word in derived.by_speaker_word:
-                speaker[derived.by_speaker_word[word]] = 1.0
-        content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
-        for term in tokenize(query_text):
-            views = self._term_views(term, derived)
-            if views is not None:
-                # Positions are unique within a term: add.at is the plain sum, and faster than += here.
-                np.add.at(content, views.content_at, views.content)
-                np.add.at(context, views.context_at, views.context)
-        return {"content": content, "context": context, "speaker": speaker}
-
-    def _term_views(self, term: str, derived: _Derived) -> "_TermViews | None":
-        """The term's BM25 in each view. A common term's is kept until the next append: in a large scope
-        it costs tens of ms to score, mostly to find and sum the windows that hold it. A term in fewer
-        than COMMON_SHARE of the memories costs O(its postings) and is scored anew each time, so a
-        query's rare words never evict the terms that are dear to score."""
-        views = self._views.get(term)
-        if views is not None:
-            self._views.move_to_end(term)
-            return views
-        posting = self._posting(term)
-        if posting is None:
-            return None
-        docs, tfs = posting
-        n = len(self.ids)
-        if len(docs) * derived.neighbours.shape[1] * 4 > n:  # its windows reach a large share of the scope
-            reached, window_tf = _window_tf_by_runs(derived, docs, tfs, n)
-        else:
-            reached, window_tf = _window_tf_by_neighbours(derived, docs, tfs, n)
-        views = _TermViews(
-            content_at=docs,
-            content=_bm25(tfs, derived.norm_content[docs], len(docs), n),
-            context_at=reached.astype(POSITION),
-            context=_bm25(window_tf, derived.norm_context[reached], len(reached), n),
-        )
-        if len(docs) < COMMON_SHARE * n:
-            return views
-        self._views[term] = views
-        self._views_bytes += views.nbytes
-        while self._views_bytes > VIEW_BYTES_PER_MEMORY * n and len(self._views) > 1:
-            self._views_bytes -= self._views.popitem(last=False)[1].nbytes
-        return views
-
-    def allowed(self, query: SearchQuery) -> np.ndarray | None:
-        """The cheap part of the query's filter (type, agent, session), None when it keeps every
-        memory; SQL applies all of it later."""
-        if not (query.types or query.agent_id is not None or query.session_id is not None):
-            return None
-        mask = np.ones(len(self.ids), dtype=bool)
-        if query.types:
-            mask &= np.isin(self.derived().types, list(query.types))
-        if query.agent_id is not None:
-            mask &= np.fromiter((a == query.agent_id for a in self.agents), dtype=bool, count=len(self.agents))
-        if query.session_id is not None:
-            mask &= np.fromiter((s == query.session_id for s in self.sessions), dtype=bool, count=len(self.sessions))
-        return mask
 
 
 def _window_tf_by_neighbours(
@@ -432,10 +495,8 @@ class LexicalIndexes:
         lexicon = self._cache.get(session, (query.tenant_id, query.user_id))
         if lexicon is None:
             return None
-        with lexicon.lock:  # appends from a concurrent refresh wait: lists and arrays stay one size
-            views, allowed = lexicon.scores(query.text), lexicon.allowed(query)
-            derived = lexicon.derived()
-            return LexicalScores(derived.ids, views, allowed, derived.position)
+        derived = lexicon.published  # a refresh running meanwhile swaps in a new one when it is whole
+        return LexicalScores(derived.ids, derived.scores(query.text), derived.allowed(query), derived.position)
 
     def _refresh(
         self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp
@@ -458,7 +519,6 @@ class LexicalIndexes:
         return self._prepared(lexicon)
 
     def _prepared(self, lexicon: ScopeLexicon) -> ScopeLexicon:
-        lexicon.prepare()
-        if self._background_rows is not None and len(lexicon.ids) > self._background_rows:  # off the request path
-            lexicon.score_common_terms()
+        large = self._background_rows is not None and len(lexicon.ids) > self._background_rows  # off the request path
+        lexicon.prepare(score_ahead=large)
         return lexicon

@@ -227,9 +227,7 @@ def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
         lexicon = ScopeLexicon(window)
         lexicon.add(rows)
         derived = lexicon.derived()
-        for term in lexicon.postings:
-            posting = lexicon._posting(term)
-            assert posting is not None
+        for term, posting in derived.postings.items():
             by_runs = _window_tf_by_runs(derived, *posting, len(rows))
             by_neighbours = _window_tf_by_neighbours(derived, *posting, len(rows))
             order = np.argsort(by_runs[0])
@@ -258,15 +256,45 @@ def test_common_terms_scored_ahead_give_the_same_scores() -> None:
     ahead, fresh = ScopeLexicon(2), ScopeLexicon(2)
     ahead.add(rows)
     fresh.add(rows)
-    ahead.score_common_terms()
-    common = {term for term, (docs, _) in ahead.postings.items() if len(docs) >= 0.01 * len(rows)}
-    assert {"w0", "w1"} <= set(ahead._views) <= common  # the eight frequent words, most common first
+    scored_ahead, scored_fresh = ahead.prepare(score_ahead=True), fresh.prepare()
+    kept_ahead, kept_fresh = scored_ahead.kept.views, scored_fresh.kept.views
+    common = {term for term, (docs, _) in scored_ahead.postings.items() if len(docs) >= 0.01 * len(rows)}
+    assert {"w0", "w1"} <= set(kept_ahead) <= common  # the eight frequent words, most common first
+    assert not kept_fresh
     for query in ["w0 w3 w250", "w7 w399", "w5"]:
-        scored, expected = ahead.scores(query), fresh.scores(query)
+        scored, expected = scored_ahead.scores(query), scored_fresh.scores(query)
         assert all(np.array_equal(scored[view], expected[view]) for view in expected)
     # Rare words are scored per query (O(their postings)) and never take the common terms' room.
-    assert "w250" in ahead.postings and "w250" not in ahead._views and "w399" not in fresh._views
-    assert "w7" in fresh._views
+    assert "w250" in scored_ahead.postings and "w250" not in kept_ahead and "w399" not in kept_fresh
+    assert "w7" in kept_fresh
+
+
+def test_queries_read_the_published_snapshot_while_a_refresh_appends() -> None:
+    """A refresh appends and builds beside the snapshot queries read: a query neither waits for it
+    nor finds the common terms' kept scores gone until the next snapshot is whole."""
+    rows = _turns(300, seed=6)
+    lexicon = ScopeLexicon(2)
+    lexicon.add(rows[:200])
+    before = lexicon.prepare(score_ahead=True)
+    terms = set(tokenize("oboe school"))
+    assert terms <= set(before.kept.views)  # eight words in all: every one is common
+    expected = before.scores("oboe school")
+    lexicon.add(rows[200:])
+    answered: dict[str, dict[str, np.ndarray]] = {}
+
+    def query() -> None:
+        answered["scores"] = lexicon.published.scores("oboe school")
+
+    with lexicon.lock:  # as a refresh holds it while it builds the next snapshot
+        asking = threading.Thread(target=query)
+        asking.start()
+        asking.join(timeout=10)
+        assert not asking.is_alive(), "the query waited for the refresh"
+    assert lexicon.published is before and terms <= set(before.kept.views)
+    assert all(np.array_equal(answered["scores"][view], expected[view]) for view in expected)
+    after = lexicon.prepare()
+    assert lexicon.published is after and len(after.ids) == 300
+    assert len(after.scores("oboe school")["content"]) == 300
 
 
 def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
@@ -337,7 +365,7 @@ def test_scores_taken_before_an_append_treat_the_new_memories_as_unseen() -> Non
     lexicon = ScopeLexicon(2)
     lexicon.add(rows[:50])
     derived = lexicon.derived()
-    scores = LexicalScores(derived.ids, lexicon.scores("oboe school"), None, derived.position)
+    scores = LexicalScores(derived.ids, derived.scores("oboe school"), None, derived.position)
     lexicon.add(rows[50:])
     looked_up = scores.of([rows[0].id, rows[55].id])
     assert all(values[1] == 0.0 for values in looked_up.values())
