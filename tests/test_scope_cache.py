@@ -1,0 +1,63 @@
+"""ScopeCache's pacing of a large scope's background refreshes, on a clock the test moves."""
+
+import itertools
+import time
+from contextlib import closing, nullcontext
+from typing import Any
+
+import pytest
+
+from retrieval import scope_cache
+from retrieval.scope_cache import BACKGROUND_SHARE, ScopeCache, ScopeKey, Stamp
+
+
+class _Clock:
+    """Stands in for the module's `time`: only `monotonic`, which the refreshes below advance."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _settled(cache: ScopeCache[str]) -> None:
+    deadline = time.monotonic() + 10
+    while cache.busy:
+        assert time.monotonic() < deadline, "a background check never finished"
+        time.sleep(0.01)
+
+
+def test_a_large_scope_under_writes_is_refreshed_at_most_a_share_of_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write changes the stamp; a refresh takes 1 s of the clock. After one, this process's next
+    writes are taken up only once the refresh's share of the time since has fallen to BACKGROUND_SHARE."""
+    clock = _Clock()
+    monkeypatch.setattr(scope_cache, "time", clock)
+    versions = itertools.count()
+
+    def stamp(_session: Any, _key: ScopeKey) -> Stamp:
+        return (1_000, next(versions), None)  # 1,000 rows: over background_rows, so checked in the background
+
+    def refresh(_session: Any, _key: ScopeKey, _previous: str | None, _stamp: Stamp) -> str:
+        clock.now += 1.0
+        return "index"
+
+    cache: ScopeCache[str] = ScopeCache(stamp, refresh, 4, 0.0, lambda _tenant: nullcontext(), background_rows=10)
+    key: ScopeKey = ("tenant", "user")
+    with closing(cache):
+        assert cache.get(None, key) is None  # type: ignore[arg-type]  # the first build goes to the background
+        _settled(cache)
+        cache.changed()
+        assert cache.get(None, key) == "index"  # type: ignore[arg-type]  # the first build does not hold writes back
+        _settled(cache)
+        assert cache.refreshes == 2
+        wait = 1.0 * (1 / BACKGROUND_SHARE - 1)  # 3 s after a 1 s refresh
+        cache.changed()
+        clock.now += wait - 0.5
+        cache.get(None, key)  # type: ignore[arg-type]
+        _settled(cache)
+        assert cache.refreshes == 2, "refreshed again before the scope had settled"
+        clock.now += 0.5
+        cache.get(None, key)  # type: ignore[arg-type]
+        _settled(cache)
+        assert cache.refreshes == 3
