@@ -17,7 +17,8 @@ appends cannot explain and the scope is rebuilt.
 Queries read a published snapshot (`_Derived`) and take no lock of the lexicon: a refresh appends
 and builds the next snapshot beside it, scores a large scope's common terms into it, then swaps it
 in. So a search during a refresh neither waits for it (~1 s of arrays at a million memories) nor
-finds the common terms' scores gone.
+finds the common terms' scores gone. A term the previous snapshot kept is carried over an append
+(its changed windows summed again, its BM25 recomputed) rather than scored anew.
 """
 
 import math
@@ -40,8 +41,9 @@ from retrieval.tokens import name_words, tokenize
 K1 = 1.2
 B = 0.75
 # Scored terms kept per scope, in bytes per memory of the scope: room for the few dozen common terms
-# that recur in queries (generated text at 1M memories: 40 terms, 214 bytes a memory).
-VIEW_BYTES_PER_MEMORY = 256
+# that recur in queries (the benchmarks' generated text: all its 69 terms, 340 bytes a memory, with
+# the windows' term frequencies that carry them over appends).
+VIEW_BYTES_PER_MEMORY = 384
 SAMPLE_FOR_TOP = 16_384
 COMMON_SHARE = 0.01  # terms in this share of a scope are the ones kept, and scored ahead in a large scope
 # Postings, kept term scores and each query's score arrays are single precision with 32-bit positions
@@ -62,6 +64,7 @@ class _Derived:
     ids: list[Any]
     postings: dict[str, tuple[np.ndarray, np.ndarray]]  # term -> (positions, term frequencies)
     kept: "_KeptViews"
+    carried: "_Carried | None"  # the previous snapshot's kept views, to bring up to date on first use
     position: dict[Any, int]  # the lexicon's own, which appends extend: positions past `ids` are newer
     neighbours: np.ndarray  # n x (2w+1) positions of each memory's window, padded with n
     # The same windows as runs: memories in window order (each session's turns in order, then every
@@ -110,7 +113,10 @@ class _Derived:
             return None
         docs, tfs = posting
         n = len(self.ids)
-        if len(docs) * self.neighbours.shape[1] * 4 > n:  # its windows reach a large share of the scope
+        carried = self.carried.windows(term, self.neighbours, docs, tfs) if self.carried is not None else None
+        if carried is not None:
+            reached, window_tf = carried
+        elif len(docs) * self.neighbours.shape[1] * 4 > n:  # its windows reach a large share of the scope
             reached, window_tf = _window_tf_by_runs(self, docs, tfs, n)
         else:
             reached, window_tf = _window_tf_by_neighbours(self, docs, tfs, n)
@@ -119,6 +125,7 @@ class _Derived:
             content=_bm25(tfs, self.norm_content[docs], len(docs), n),
             context_at=reached.astype(POSITION),
             context=_bm25(window_tf, self.norm_context[reached], len(reached), n),
+            context_tf=window_tf,
         )
         if len(docs) >= COMMON_SHARE * n:
             self.kept.keep(term, views)
@@ -157,17 +164,20 @@ class _Derived:
 @dataclass(frozen=True)
 class _TermViews:
     """One term's BM25 score in the content view (memories that hold it) and in the context view
-    (memories whose window holds it); every other memory scores exactly 0 for the term."""
+    (memories whose window holds it); every other memory scores exactly 0 for the term. The
+    windows' term frequencies stay beside their scores, so that the next snapshot can carry the
+    views over an append instead of finding the windows again."""
 
     content_at: np.ndarray
     content: np.ndarray
     context_at: np.ndarray
     context: np.ndarray
+    context_tf: np.ndarray
 
     @property
     def nbytes(self) -> int:
         """What the views add to the index (content_at is the posting itself)."""
-        return self.content.nbytes + self.context_at.nbytes + self.context.nbytes
+        return self.content.nbytes + self.context_at.nbytes + self.context.nbytes + self.context_tf.nbytes
 
 
 @dataclass
@@ -199,6 +209,66 @@ class _KeptViews:
     @property
     def full(self) -> bool:
         return self.nbytes >= self.room
+
+
+@dataclass
+class _Carried:
+    """The kept views of the snapshot before an append, for the next snapshot to bring a term up to
+    date on its first use rather than score it anew.
+
+    An append changes a term's windows only around the new rows (the rows whose neighbours changed,
+    and the new rows), and its BM25 elsewhere only through the scope's size and mean lengths, which
+    a pass over its arrays recomputes: O(the term's postings and windows) instead of O(scope) to
+    find the windows again (~25 ms a common term at a million memories).
+    """
+
+    views: dict[str, _TermViews]
+    changed: np.ndarray  # positions whose window changed, the new rows included
+    is_changed: np.ndarray
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def between(cls, before: "_Derived", neighbours: np.ndarray) -> "_Carried | None":
+        """What the snapshot with these `neighbours` carries from `before`: its kept views, and the
+        ones it had still to carry itself (appends with no query between them), with the changes
+        of both appends: summing a window that did not change again is merely wasted."""
+        with before.kept.lock:
+            views = dict(before.kept.views)
+        earlier = before.carried
+        if earlier is not None:
+            with earlier.lock:
+                views = {**earlier.views, **views}
+        if not views:
+            return None
+        n_before, n = len(before.ids), len(neighbours)
+        was = np.where(before.neighbours == n_before, -1, before.neighbours)
+        now = np.where(neighbours[:n_before] == n, -1, neighbours[:n_before])
+        is_changed = np.zeros(n, dtype=bool)
+        is_changed[np.flatnonzero((was != now).any(axis=1))] = True
+        is_changed[n_before:] = True
+        if earlier is not None:
+            is_changed[: len(earlier.is_changed)] |= earlier.is_changed
+        return cls(views, np.flatnonzero(is_changed), is_changed)
+
+    def windows(
+        self, term: str, neighbours: np.ndarray, docs: np.ndarray, tfs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The memories whose window holds the term now, and its frequency in each window: those of
+        before the append with the changed windows summed again. None if the term was not kept; each
+        term is carried once (the new snapshot keeps its own views after that)."""
+        with self.lock:
+            before = self.views.pop(term, None)
+        if before is None:
+            return None
+        windows = neighbours[self.changed]  # padded with n, which no posting holds
+        at = np.minimum(np.searchsorted(docs, windows), len(docs) - 1)  # positions ascend: rows come in order
+        window_tf = np.where(docs[at] == windows, tfs[at], 0).sum(axis=1, dtype=SCORE)
+        unchanged = ~self.is_changed[before.context_at]
+        held = window_tf > 0
+        return (
+            np.concatenate([before.context_at[unchanged], self.changed[held].astype(POSITION)]),
+            np.concatenate([before.context_tf[unchanged], window_tf[held]]),
+        )
 
 
 @dataclass
@@ -343,6 +413,7 @@ class ScopeLexicon:
             ids=list(self.ids),
             postings=dict(self._posting_arrays),
             kept=_KeptViews(VIEW_BYTES_PER_MEMORY * n),
+            carried=_Carried.between(self._published, neighbours) if self._published is not None else None,
             position=self.position,
             neighbours=neighbours,
             window_order=window_order,

@@ -297,6 +297,36 @@ def test_queries_read_the_published_snapshot_while_a_refresh_appends() -> None:
     assert len(after.scores("oboe school")["content"]) == 300
 
 
+def test_views_carried_over_appends_equal_views_scored_anew() -> None:
+    """Kept views brought up to date across appends (turns arriving out of event order, into old
+    sessions and new ones, facts and turns without a session) equal those of a lexicon built from
+    all the rows at once, score for score."""
+    rows = _turns(400, seed=9)
+    for window in (0, 1, 2):
+        grown = ScopeLexicon(window)
+        grown.add(rows[:150])
+        grown.prepare().score_common_terms()
+        for end, asked in ((151, True), (190, False), (260, True), (400, True)):  # no query after 190
+            before = grown.published
+            kept_before = set(before.kept.views) | set(before.carried.views if before.carried else ())
+            grown.add(rows[len(grown.ids) : end])
+            now = grown.prepare()
+            assert now.carried is not None and set(now.carried.views) == kept_before
+            if not asked:
+                continue
+            fresh = ScopeLexicon(window)
+            fresh.add(rows[:end])
+            scored = fresh.prepare()
+            for term in kept_before:
+                views, expected = now.term_views(term), scored.term_views(term)
+                assert term not in now.carried.views  # carried, not scored anew
+                assert views is not None and expected is not None
+                for at, values in (("content_at", "content"), ("context_at", "context"), ("context_at", "context_tf")):
+                    mine, theirs = np.argsort(getattr(views, at)), np.argsort(getattr(expected, at))
+                    assert np.array_equal(getattr(views, at)[mine], getattr(expected, at)[theirs]), (term, at)
+                    assert np.array_equal(getattr(views, values)[mine], getattr(expected, values)[theirs]), term
+
+
 def test_a_scope_that_grows_past_background_rows_is_refreshed_in_the_background(
     runtime: Runtime, client: TestClient
 ) -> None:
