@@ -54,7 +54,7 @@ returning `limit`; relaxed_order may return rows slightly out of order, so reade
 materialised rows exactly. LIMITs are literals here: searches run with generic plans
 (app.services.searching), which would guess a parameter's LIMIT."""
 
-_KEY_ROWS = f"""q AS (
+_KEY_ROWS = f"""q AS MATERIALIZED (
     SELECT {ANY_TERM_QUERY} AS tsq
 ),
 key_dense AS MATERIALIZED (
@@ -81,7 +81,12 @@ key_rows AS (
     FROM key_ranked GROUP BY id
 )"""
 """Memories reached through their index keys (facts, keywords, summaries from consolidation) by
-dense and lexical match on the key text, fused by rank; `r` orders them."""
+dense and lexical match on the key text, fused by rank; `r` orders them.
+
+`q` is materialised: a search plans generically (app/db/tenancy.py), where the query text is a
+parameter, and inlined `q` then parsed it into a tsquery again for every key of the tenant (a
+consolidated 100k scope with 7k keys: search p50 117 -> 43 ms). The match is still linear in the
+tenant's keys: under the tenant wall `@@` (not leakproof) cannot use the GIN index."""
 
 
 def _exact_scan(scope_rows: int | None, exact_share: float) -> dict[str, Any]:
