@@ -346,7 +346,10 @@ class ScopeLexicon:
             self.event_times.pending.append(row.event_at.timestamp() if row.event_at else 0.0)
             self.seqs.pending.append(row.seq)
             for word in name_words((row.attributes or {}).get("speaker")):
-                self.by_speaker_word.setdefault(word, _Column(np.int64)).pending.append(position)
+                speakers = self.by_speaker_word.get(word)
+                if speakers is None:
+                    speakers = self.by_speaker_word[word] = _Column(np.int64)
+                speakers.pending.append(position)
             self.lengths.pending.append(sum(counts.values()))
             self.max_seq = max(self.max_seq, row.seq)
             if self.max_updated is None or row.updated_at > self.max_updated:
@@ -358,14 +361,6 @@ class ScopeLexicon:
         the lexicon out), however many rows have been appended since."""
         assert self._published is not None, "a lexicon is prepared before it is queried"
         return self._published
-
-    def derived(self) -> _Derived:
-        """The snapshot of every row added so far, built first if rows came since the last one (for
-        callers that append themselves; queries read `published`, which never waits for a build)."""
-        published = self._published
-        if published is not None and len(published.ids) == len(self.ids):
-            return published
-        return self.prepare()
 
     def prepare(self, score_ahead: bool = False) -> _Derived:
         """Build the snapshot of the rows added so far and publish it. With `score_ahead` (a large

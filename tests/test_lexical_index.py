@@ -226,7 +226,7 @@ def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
     for window in (0, 1, 2):
         lexicon = ScopeLexicon(window)
         lexicon.add(rows)
-        derived = lexicon.derived()
+        derived = lexicon.prepare()
         for term, posting in derived.postings.items():
             by_runs = _window_tf_by_runs(derived, *posting, len(rows))
             by_neighbours = _window_tf_by_neighbours(derived, *posting, len(rows))
@@ -370,9 +370,9 @@ def test_windows_are_each_sessions_turns_in_event_order() -> None:
     rows = _turns(200, seed=3)
     lexicon = ScopeLexicon(2)
     lexicon.add(rows[:120])
-    lexicon.derived()
+    lexicon.prepare()
     lexicon.add(rows[120:])  # an append after derived arrays existed
-    neighbours = lexicon.derived().neighbours
+    neighbours = lexicon.prepare().neighbours
     sessions: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         if row.session_id is not None and row.type == "episodic":
@@ -394,7 +394,7 @@ def test_scores_taken_before_an_append_treat_the_new_memories_as_unseen() -> Non
     rows = _turns(60, seed=4)
     lexicon = ScopeLexicon(2)
     lexicon.add(rows[:50])
-    derived = lexicon.derived()
+    derived = lexicon.prepare()
     scores = LexicalScores(derived.ids, derived.scores("oboe school"), None, derived.position)
     lexicon.add(rows[50:])
     looked_up = scores.of([rows[0].id, rows[55].id])
