@@ -199,7 +199,7 @@ class ScopeCache(Generic[Built]):
             stamp = self._stamp(session, key)
         entry.rows = stamp[0]
         entry.recheck_after = max(self._recheck, (time.monotonic() - started) / STAMP_SHARE)
-        first_build = entry.built is None
+        first_build = entry.stamp is None  # (a scope too large to index has a stamp but nothing built)
         if stamp != entry.stamp:
             entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
             self.refreshes += 1
