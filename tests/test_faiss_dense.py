@@ -206,7 +206,9 @@ def _branches_run(session, query: SearchQuery, scope_rows: int | None, exact_sha
         dense_candidates(session, query, 10, scope_rows=scope_rows, exact_share=exact_share)
     finally:
         event.remove(session.get_bind(), "before_cursor_execute", capture)
-    statement, parameters = captured[-1]
+    # The engine also runs other threads' statements (the embedding worker's poll, scope checks):
+    # take this call's own.
+    statement, parameters = next(c for c in reversed(captured) if "dense_rows" in c[0])
     cursor = session.connection().connection.dbapi_connection.cursor()
     cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
     plan = cursor.fetchone()[0][0]["Plan"]
