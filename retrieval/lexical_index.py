@@ -113,7 +113,7 @@ class _Derived:
             return None
         docs, tfs = posting
         n = len(self.ids)
-        carried = self.carried.windows(term, self.neighbours, docs, tfs) if self.carried is not None else None
+        carried = self.carried.term_windows(term, docs, tfs) if self.carried is not None else None
         if carried is not None:
             reached, window_tf = carried
         elif len(docs) * self.neighbours.shape[1] * 4 > n:  # its windows reach a large share of the scope
@@ -225,6 +225,7 @@ class _Carried:
     views: dict[str, _TermViews]
     changed: np.ndarray  # positions whose window changed, the new rows included
     is_changed: np.ndarray
+    windows: np.ndarray  # the changed positions' windows now, padded with n (which no posting holds)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -248,11 +249,10 @@ class _Carried:
         is_changed[n_before:] = True
         if earlier is not None:
             is_changed[: len(earlier.is_changed)] |= earlier.is_changed
-        return cls(views, np.flatnonzero(is_changed), is_changed)
+        changed = np.flatnonzero(is_changed).astype(POSITION)
+        return cls(views, changed, is_changed, neighbours[changed])
 
-    def windows(
-        self, term: str, neighbours: np.ndarray, docs: np.ndarray, tfs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray] | None:
+    def term_windows(self, term: str, docs: np.ndarray, tfs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The memories whose window holds the term now, and its frequency in each window: those of
         before the append with the changed windows summed again. None if the term was not kept; each
         term is carried once (the new snapshot keeps its own views after that)."""
@@ -260,13 +260,12 @@ class _Carried:
             before = self.views.pop(term, None)
         if before is None:
             return None
-        windows = neighbours[self.changed]  # padded with n, which no posting holds
-        at = np.minimum(np.searchsorted(docs, windows), len(docs) - 1)  # positions ascend: rows come in order
-        window_tf = np.where(docs[at] == windows, tfs[at], 0).sum(axis=1, dtype=SCORE)
+        at = np.minimum(np.searchsorted(docs, self.windows), len(docs) - 1)  # positions ascend: rows come in order
+        window_tf = np.where(docs[at] == self.windows, tfs[at], 0).sum(axis=1, dtype=SCORE)
         unchanged = ~self.is_changed[before.context_at]
         held = window_tf > 0
         return (
-            np.concatenate([before.context_at[unchanged], self.changed[held].astype(POSITION)]),
+            np.concatenate([before.context_at[unchanged], self.changed[held]]),
             np.concatenate([before.context_tf[unchanged], window_tf[held]]),
         )
 
