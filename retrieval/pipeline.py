@@ -47,7 +47,7 @@ def search(
     lexical = lexical_index.scores(session, query) if lexical_index is not None else None
     if lexical is None:
         dense = _dense(session, query, limit, dense_index)
-        keys = key_candidates(session, query, limit) if params.use_keys else []
+        keys = key_candidates(session, query, limit, lexical=True) if params.use_keys else []
         return _rank_fusion(dense, lexical_candidates(session, query, limit), keys, query.k, params)
     lexical_ids = list(dict.fromkeys(lexical.top("content", limit) + lexical.top("context", limit)))
     if dense_index is None:
@@ -56,7 +56,7 @@ def search(
         )
     else:
         dense = dense_index.candidates(session, query, limit)
-        keys = key_candidates(session, query, limit) if params.use_keys else []
+        keys = key_candidates(session, query, limit, lexical=False) if params.use_keys else []
         proposed = [i for i, _ in dense] + lexical_ids + [i for i, _ in keys]
         cosines = filtered_cosines(session, query, list(dict.fromkeys(proposed)))
     return _score_fusion(params, query.k, dense, lexical, keys, lexical_ids, cosines)

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from tests.conftest import threads_running
 
 CONVERSATION = [
     {"role": "user", "name": "Ann", "content": "I moved to Lisbon last spring. My favourite food is grilled sardines."},
@@ -103,6 +104,23 @@ def test_keys_give_retrieval_another_way_in(client: TestClient) -> None:
     results = client.post("/v1/search", json=query).json()["results"]
     assert results[0]["content"] == turns["Kai"]
     assert results[0]["scores"]["keys"] is not None
+
+
+def test_keys_are_matched_densely_beside_the_bm25_index(client: TestClient, runtime: Runtime) -> None:
+    """With the in-process BM25 index (the default) a search matches keys by their vectors only:
+    keys are words and facts of the memory's own text, which BM25 already scores, and a full-text
+    match over them is linear in the tenant's keys (one per episode once consolidated)."""
+    client.post("/v1/messages", json={"user_id": "u2", "session_id": "s", "messages": CONVERSATION})
+    _run(client, "consolidate", user_id="u2")
+    query = {"query": "Where does Ann work?", "user_id": "u2", "k": 3}
+    with (
+        threads_running(runtime, "FROM memory_keys") as key_searches,
+        threads_running(runtime, "text_tsv") as full_text,
+    ):
+        results = client.post("/v1/search", json=query).json()["results"]
+    assert results[0]["content"] == CONVERSATION[3]["content"]
+    assert any(r["scores"]["keys"] is not None for r in results)
+    assert key_searches and not full_text
 
 
 def test_unused_episode_is_archived_after_its_half_lives_and_can_be_restored(
