@@ -64,7 +64,8 @@ def search_command(
     md: Md = False,
 ) -> None:
     """p50/p95/p99 at the HTTP boundary and recall@10, for pgvector, faiss and exact, at 1k and 10k;
-    and pgvector searches that each follow a write into the scope."""
+    pgvector searches that each follow a write into the scope; and, at the largest size, searches
+    of the scope once consolidated."""
     _emit("search", _search(queries, large), md)
 
 

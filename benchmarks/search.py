@@ -4,7 +4,9 @@ One throwaway service grows one user scope to each size; at each size the same d
 (no cache hits) run against pgvector HNSW, FAISS and exact (a brute-force FAISS flat index), and
 recall@10 compares each mode's final results with exact's. A last row per size times searches that
 each follow a single write into the scope (the default pgvector mode), an agent's store-then-recall
-step: the in-process BM25 index catches up with the write before it answers.
+step: the in-process BM25 index catches up with the write before it answers. After the largest
+size, the scope is consolidated (`POST /v1/jobs/consolidate`: keys for every episode, a summary
+per session) and searched again, as a scope that the periodic sweep has reached is.
 """
 
 import time
@@ -27,6 +29,7 @@ from benchmarks.corpus import conversation_texts, distinct_queries
 
 MODES = ("exact", "pgvector", "faiss")
 AFTER_WRITE = "pgvector after a write"
+CONSOLIDATED = "pgvector, consolidated"
 WARM_UP = 20
 
 
@@ -89,6 +92,32 @@ def measure_scope(
     return rows
 
 
+def _consolidate(client: httpx.Client, poll_seconds: float = 0.5) -> dict[str, int]:
+    """Run the consolidation job on the benchmark's scope to the end; its counts (keys, summaries)."""
+    job_id = client.post("/v1/jobs/consolidate", json={"user_id": USER}).raise_for_status().json()["job_id"]
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] == "succeeded":
+            return job["counts"]
+        if job["status"] == "failed":
+            raise RuntimeError(f"consolidation failed: {job['error']}")
+        time.sleep(poll_seconds)
+
+
+def measure_consolidated(
+    client: httpx.Client, runtime: Runtime, size: int, n_queries: int, k: int
+) -> dict[str, float | int | str]:
+    counts = _consolidate(client)
+    analyze(runtime)
+    questions = distinct_queries(n_queries + WARM_UP, seed=size + 1)  # none of the earlier rows' queries
+    with dense_mode(runtime, "pgvector", runtime.settings.faiss_ef_search):
+        _timed_searches(client, questions[:WARM_UP], k)
+        wait_for_indexes(runtime)
+        latencies, _ = _timed_searches(client, questions[WARM_UP:], k)
+    mode = f"{CONSOLIDATED} ({counts.get('keys', 0)} keys, {counts.get('summaries', 0)} summaries)"
+    return {"memories": size, "mode": mode, **latency_summary(latencies), "recall@10": None}
+
+
 def run(sizes: list[int], n_queries: int, k: int = 10) -> list[dict[str, float | int | str]]:
     rows: list[dict[str, float | int | str]] = []
     with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
@@ -98,4 +127,5 @@ def run(sizes: list[int], n_queries: int, k: int = 10) -> list[dict[str, float |
             current = size
             analyze(runtime)
             rows += measure_scope(client, runtime, size, n_queries, k)
+        rows.append(measure_consolidated(client, runtime, current, n_queries, k))
     return rows
