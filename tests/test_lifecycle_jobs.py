@@ -80,8 +80,13 @@ def test_consolidation_extracts_facts_keys_and_a_summary(client: TestClient, run
             text("SELECT count(DISTINCT memory_id) FROM memory_keys WHERE memory_id = ANY(CAST(:ids AS uuid[]))"),
             {"ids": episode_ids},
         ).scalar()
+        linked = session.execute(  # every link the job made starts at a memory it made
+            text("SELECT count(*) FROM memory_links WHERE src_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": [m["id"] for m in semantic]},
+        ).scalar()
     assert derived >= 5  # facts and the summary point back at their episodes
     assert keyed == 4
+    assert counts["links"] == linked
 
     again = _run(client, "consolidate", user_id="ann")
     assert again["counts"].get("facts", 0) == 0 and again["counts"].get("episodes", 0) == 0

@@ -9,14 +9,18 @@ from app.db.models import MemoryLink
 
 
 def add_links(session: Session, tenant_id: uuid.UUID, links: list[tuple[uuid.UUID, uuid.UUID, str, float]]) -> int:
-    """Insert (src, dst, kind, weight) links, skipping ones that exist; returns how many were new."""
+    """Insert (src, dst, kind, weight) links, skipping ones that exist; returns how many were new
+    (counted from RETURNING: the rowcount of this multi-row insert came back as -1)."""
     if not links:
         return 0
     rows = [
         {"id": uuid.uuid4(), "tenant_id": tenant_id, "src_id": s, "dst_id": d, "kind": k, "weight": w}
         for s, d, k, w in links
     ]
-    result = session.execute(
-        insert(MemoryLink).values(rows).on_conflict_do_nothing(index_elements=["src_id", "dst_id", "kind"])
+    inserted = session.execute(
+        insert(MemoryLink)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["src_id", "dst_id", "kind"])
+        .returning(MemoryLink.id)
     )
-    return result.rowcount or 0
+    return len(inserted.all())
