@@ -60,14 +60,15 @@ def grow_to(client: httpx.Client, size: int, current: int) -> None:
     load(client, conversation_texts(size)[current:], first_index=current)
 
 
-def analyze(runtime: Runtime) -> None:
-    """Fresh planner statistics after a bulk load, as autovacuum gives within a minute or so.
+def analyze(runtime: Runtime, vacuum: bool = False) -> None:
+    """Fresh planner statistics after a bulk load, as autovacuum gives within a minute or so (with
+    `vacuum`, after a bulk update: the dead row versions cleared too, as autovacuum would).
 
     Until then plans can be far off: on a just-loaded 10k scope the dense and index-key queries
     took 10 and 29 ms instead of 2 and 1.5 ms.
     """
     with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("ANALYZE memories, memory_keys"))
+        conn.execute(text(f"{'VACUUM (ANALYZE)' if vacuum else 'ANALYZE'} memories, memory_keys"))
 
 
 def wait_for_indexes(runtime: Runtime) -> float:

@@ -59,3 +59,14 @@ def test_profile_runs_end_to_end_and_accounts_for_the_request() -> None:
     rows = {row["step"]: row for row in profile.run(60, 4)}
     assert rows["HTTP total"]["in_searches"] == 4
     assert 0 < rows["query embedding"]["p50_ms"] < rows["HTTP total"]["p50_ms"]
+
+
+def test_search_benchmark_runs_end_to_end_and_ends_on_the_consolidated_scope() -> None:
+    """Every mode of a small scope, the searches after writes, then the scope consolidated through
+    the job API: the last row names the keys the job made."""
+    from benchmarks import search
+
+    rows = search.run([60], 4)
+    assert [row["mode"] for row in rows[:-1]] == [*search.MODES, search.AFTER_WRITE]
+    assert rows[-1]["mode"].startswith(f"{search.CONSOLIDATED} (60 keys, ")
+    assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in rows)
