@@ -22,10 +22,18 @@ primary-key bitmap with the scope index's, which reads every row id of the scope
 100k tenant, and growing with the scope)."""
 
 
-_DENSE_ROWS = """exact_scan AS (
+def _exact_choice(name: str, table: str) -> str:
+    """A CTE `name` whose `chosen` says whether a scope of :scope_rows memories is at most
+    :exact_share of `table`'s planner row count: then its dense matches are found exactly."""
+    return f"""{name} AS (
     SELECT coalesce(CAST(:scope_rows AS bigint) < :exact_share * reltuples, false) AS chosen
-    FROM pg_class WHERE oid = CAST('memories' AS regclass)
-),
+    FROM pg_class WHERE oid = CAST('{table}' AS regclass)
+)"""
+
+
+_DENSE_ROWS = (
+    _exact_choice("exact_scan", "memories")
+    + """,
 dense_rows AS MATERIALIZED (
     (SELECT m.id, m.embedding <=> CAST(:qvec AS vector) AS distance
     FROM memories m
@@ -42,6 +50,7 @@ dense_rows AS MATERIALIZED (
     ORDER BY distance
     LIMIT {limit:d})
 )"""
+)
 """The nearest `limit`: by pgvector's HNSW, or exactly when the scope is a small share of the table.
 
 The HNSW graph spans the whole table, so a filter that keeps 1 % of it makes the scan walk ~100
@@ -54,13 +63,32 @@ returning `limit`; relaxed_order may return rows slightly out of order, so reade
 materialised rows exactly. LIMITs are literals here: searches run with generic plans
 (app.services.searching), which would guess a parameter's LIMIT."""
 
-_KEY_DENSE = """key_dense AS MATERIALIZED (
-    SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
+_KEY_DENSE = (
+    _exact_choice("key_exact_scan", "memory_keys")
+    + """,
+key_dense AS MATERIALIZED (
+    (SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
     FROM memory_keys k JOIN memories m ON m.id = k.memory_id
-    WHERE {where} AND k.embedding IS NOT NULL
+    WHERE {where} AND k.embedding IS NOT NULL AND NOT (SELECT chosen FROM key_exact_scan)
     ORDER BY k.embedding <=> CAST(:qvec AS vector)
-    LIMIT {limit:d}
+    LIMIT {limit:d})
+    UNION ALL
+    (SELECT id, score FROM (
+        SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
+        FROM memories m JOIN memory_keys k ON k.memory_id = m.id
+        WHERE {where} AND k.embedding IS NOT NULL AND (SELECT chosen FROM key_exact_scan)
+        OFFSET 0
+    ) scoped
+    ORDER BY score DESC
+    LIMIT {limit:d})
 )"""
+)
+"""The keys nearest the query, by the keys' HNSW or, as for memories (`_DENSE_ROWS`), exactly over
+the keys of the scope's memories when the scope is a small share of the keys table: a consolidated
+tenant has about a key per memory, and filtered HNSW over a million keys for one user's 10k took a
+search p50 / p95 119 / 179 ms, the exact scan 59 / 67. The share is of the keys, not of the
+memories, so that an unconsolidated table (few keys) keeps the graph, which is then cheap, rather
+than probe the keys index once for every memory of the scope."""
 
 _KEY_LEXICAL = f"""q AS MATERIALIZED (
     SELECT {ANY_TERM_QUERY} AS tsq
@@ -135,12 +163,20 @@ def dense_candidates(
     return [(row.id, 1.0 - float(row.distance)) for row in rows]
 
 
-def key_candidates(session: Session, query: SearchQuery, limit: int, lexical: bool) -> list[tuple[Any, float]]:
-    """(memory id, best key similarity or rank), best first; `lexical`: full-text matches of the keys too."""
+def key_candidates(
+    session: Session,
+    query: SearchQuery,
+    limit: int,
+    lexical: bool,
+    scope_rows: int | None = None,
+    exact_share: float = 0.0,
+) -> list[tuple[Any, float]]:
+    """(memory id, best key similarity or rank), best first; `lexical`: full-text matches of the keys
+    too; `scope_rows` and `exact_share` as for `dense_candidates`."""
     where, params = memory_filter(query)
     rows = session.execute(
         text(f"WITH {_key_rows(where, limit, lexical)} SELECT id, score FROM key_rows WHERE r <= {limit:d} ORDER BY r"),
-        {**params, "qtext": query.text, "qvec": query.embedding_param},
+        {**params, **_exact_scan(scope_rows, exact_share), "qtext": query.text, "qvec": query.embedding_param},
     ).all()
     return [(row.id, float(row.score)) for row in rows]
 

@@ -56,7 +56,11 @@ def search(
         )
     else:
         dense = dense_index.candidates(session, query, limit)
-        keys = key_candidates(session, query, limit, lexical=False) if params.use_keys else []
+        keys = (
+            key_candidates(session, query, limit, False, len(lexical.ids), params.dense_exact_share)
+            if params.use_keys
+            else []
+        )
         proposed = [i for i, _ in dense] + lexical_ids + [i for i, _ in keys]
         cosines = filtered_cosines(session, query, list(dict.fromkeys(proposed)))
     return _score_fusion(params, query.k, dense, lexical, keys, lexical_ids, cosines)

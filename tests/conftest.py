@@ -12,10 +12,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -221,6 +222,40 @@ def service_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
             service.stop()
     for home in launcher.homes:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def branches_run(session: Any, call: Callable[[], object], cte: str, relation: str) -> list[bool]:
+    """Which branches of the union in CTE `cte` of the statement `call` runs read any row of
+    `relation`, from EXPLAIN ANALYZE: for the candidate statements' choice between HNSW and an
+    exact scan (retrieval/candidates.py)."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        captured.append((statement, parameters))
+
+    event.listen(session.get_bind(), "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", capture)
+    # The engine also runs other threads' statements (the embedding worker's poll, scope checks):
+    # take this call's own.
+    statement, parameters = next(c for c in reversed(captured) if cte in c[0])
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+    plan = cursor.fetchone()[0][0]["Plan"]
+
+    def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    union = next(n for n in nodes(plan) if n.get("Subplan Name") == f"CTE {cte}")
+    append = next(n for n in nodes(union) if n["Node Type"] == "Append")
+    return [
+        any(n.get("Relation Name") == relation and n.get("Actual Loops", 0) > 0 for n in nodes(branch))
+        for branch in append["Plans"]
+    ]
 
 
 @contextmanager

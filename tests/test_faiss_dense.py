@@ -21,7 +21,7 @@ from retrieval import SearchQuery
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
 from retrieval.scope_cache import scope_stamp
-from tests.conftest import threads_running
+from tests.conftest import branches_run, threads_running
 
 
 def _indexes(runtime: Runtime, hnsw_threshold: int) -> Iterator[FaissIndexes]:
@@ -195,35 +195,13 @@ def test_only_statements_that_change_vectors_invalidate() -> None:
 
 
 def _branches_run(session, query: SearchQuery, scope_rows: int | None, exact_share: float) -> list[bool]:  # type: ignore[no-untyped-def]
-    """Which of dense_rows' two branches (HNSW, exact) read any memories, from EXPLAIN ANALYZE."""
-    captured: list[tuple[str, dict]] = []  # type: ignore[type-arg]
-
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        captured.append((statement, parameters))
-
-    event.listen(session.get_bind(), "before_cursor_execute", capture)
-    try:
-        dense_candidates(session, query, 10, scope_rows=scope_rows, exact_share=exact_share)
-    finally:
-        event.remove(session.get_bind(), "before_cursor_execute", capture)
-    # The engine also runs other threads' statements (the embedding worker's poll, scope checks):
-    # take this call's own.
-    statement, parameters = next(c for c in reversed(captured) if "dense_rows" in c[0])
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
-    plan = cursor.fetchone()[0][0]["Plan"]
-
-    def nodes(node: dict):  # type: ignore[no-untyped-def,type-arg]
-        yield node
-        for child in node.get("Plans", []):
-            yield from nodes(child)
-
-    cte = next(n for n in nodes(plan) if n.get("Subplan Name") == "CTE dense_rows")
-    append = next(n for n in nodes(cte) if n["Node Type"] == "Append")
-    return [
-        any(n.get("Relation Name") == "memories" and n.get("Actual Loops", 0) > 0 for n in nodes(branch))
-        for branch in append["Plans"]
-    ]
+    """Which of dense_rows' two branches (HNSW, exact) read any memories."""
+    return branches_run(
+        session,
+        lambda: dense_candidates(session, query, 10, scope_rows=scope_rows, exact_share=exact_share),
+        "dense_rows",
+        "memories",
+    )
 
 
 def test_pgvector_searches_a_small_share_of_the_table_exactly(runtime: Runtime, client: TestClient) -> None:

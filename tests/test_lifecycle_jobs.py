@@ -2,12 +2,16 @@
 
 import time
 import uuid
+from functools import partial
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.runtime import Runtime
-from tests.conftest import threads_running
+from app.services.tenants import authenticate
+from retrieval import SearchQuery
+from retrieval.candidates import key_candidates
+from tests.conftest import branches_run, threads_running
 
 CONVERSATION = [
     {"role": "user", "name": "Ann", "content": "I moved to Lisbon last spring. My favourite food is grilled sardines."},
@@ -126,6 +130,44 @@ def test_keys_are_matched_densely_beside_the_bm25_index(client: TestClient, runt
     assert results[0]["content"] == CONVERSATION[3]["content"]
     assert any(r["scores"]["keys"] is not None for r in results)
     assert key_searches and not full_text
+
+
+def test_keys_of_a_small_share_of_the_table_are_matched_exactly(client: TestClient, runtime: Runtime) -> None:
+    """As for memories: where the scope is a small share of the keys table the nearest are found by
+    reading the scope's keys, so every memory with a key comes back with its best key's cosine even
+    with the HNSW search held to one candidate; an unknown scope size, or no share, keeps the graph."""
+    client.post("/v1/messages", json={"user_id": "u3", "session_id": "s", "messages": CONVERSATION})
+    _run(client, "consolidate", user_id="u3")
+    with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE memory_keys"))  # the table's row count the choice compares with
+    with runtime.sessions() as session:
+        tenant_id = authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+    question = "Where does Ann work?"
+    query = SearchQuery(tenant_id=tenant_id, text=question, vector=runtime.queries.embed(question), k=10, user_id="u3")
+    with runtime.sessions.begin() as session:
+        best = dict(
+            session.execute(
+                text(
+                    "SELECT k.memory_id, max(1 - (k.embedding <=> CAST(:q AS vector))) FROM memory_keys k "
+                    "JOIN memories m ON m.id = k.memory_id WHERE m.tenant_id = :t AND m.user_id = 'u3' "
+                    "GROUP BY k.memory_id"
+                ),
+                {"q": query.embedding_param, "t": tenant_id},
+            ).all()
+        )
+        session.execute(text("SET LOCAL hnsw.ef_search = 1"))  # the graph would offer one key
+        session.execute(text("SET LOCAL hnsw.iterative_scan = off"))
+        exact = dict(key_candidates(session, query, 10, lexical=False, scope_rows=1, exact_share=1.0))
+        for scope_rows, share, branches in (
+            (1, 1.0, [False, True]),
+            (None, 1.0, [True, False]),
+            (1, 0.0, [True, False]),
+        ):
+            run = partial(key_candidates, session, query, 10, False, scope_rows, share)
+            assert branches_run(session, run, "key_dense", "memory_keys") == branches, (scope_rows, share)
+    assert 1 < len(best) <= 10
+    assert exact.keys() == best.keys()
+    assert all(abs(exact[m] - best[m]) < 1e-6 for m in best)
 
 
 def test_unused_episode_is_archived_after_its_half_lives_and_can_be_restored(
