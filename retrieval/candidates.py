@@ -144,7 +144,7 @@ key_rows AS (
 
 
 def _exact_scan(scope_rows: int | None, exact_share: float) -> dict[str, Any]:
-    """Parameters of `_DENSE_ROWS`' choice; an unknown scope size keeps HNSW."""
+    """Parameters of the exact-scan choices (`_exact_choice`); an unknown scope size keeps HNSW."""
     return {"scope_rows": scope_rows, "exact_share": exact_share}
 
 
