@@ -117,11 +117,12 @@ def scale_command(
     memories: Annotated[int, typer.Option(help="Generated memories in one tenant (bulk COPY).")] = 1_000_000,
     per_user: Annotated[int, typer.Option(help="Memories per user of the tenant.")] = 10_000,
     queries: Annotated[int, typer.Option(help="Measured searches per scope and mode.")] = 100,
+    keys: Annotated[bool, typer.Option("--keys", help="A generated key per memory, as after consolidation.")] = False,
 ) -> None:
     """Search p50/p95 with generated vectors at tenant scale: one user's scope and tenant-wide, pgvector and FAISS."""
     from benchmarks import scale
 
-    _emit("scale", scale.run(memories, per_user, queries), False)
+    _emit("scale", scale.run(memories, per_user, queries, keys), False)
 
 
 @bench_app.command("load")

@@ -51,7 +51,16 @@ COLUMNS = (
 BULK_INDEXES = {
     "memories_embedding_idx": "CREATE INDEX memories_embedding_idx ON memories USING hnsw (embedding vector_cosine_ops)",
     "memories_tsv_idx": "CREATE INDEX memories_tsv_idx ON memories USING gin (content_tsv)",
+    "memory_keys_embedding_idx": "CREATE INDEX memory_keys_embedding_idx ON memory_keys USING hnsw (embedding vector_cosine_ops)",
+    "memory_keys_tsv_idx": "CREATE INDEX memory_keys_tsv_idx ON memory_keys USING gin (text_tsv)",
 }
+GENERATED_KEYS = """INSERT INTO memory_keys (id, tenant_id, memory_id, kind, text, embedding)
+SELECT gen_random_uuid(), tenant_id, id, 'keyword',
+       split_part(content, ' ', 1) || ' ' || split_part(content, ' ', 2) || ' ' || split_part(content, ' ', 4),
+       embedding
+FROM memories"""
+"""A keyword key per memory, as consolidation makes one per episode (speaker first, then words of
+the turn): three of the memory's words, and the memory's own vector in place of the key text's."""
 
 
 def user_of(position: int, per_user: int) -> str:
@@ -86,8 +95,11 @@ def _rows(
             )  # fmt: skip
 
 
-def bulk_load(runtime: Runtime, tenant_id: uuid.UUID, memories: int, per_user: int) -> dict[str, float]:
-    """COPY the generated rows in, then build the indexes; returns the seconds each phase took."""
+def bulk_load(
+    runtime: Runtime, tenant_id: uuid.UUID, memories: int, per_user: int, keys: bool = False
+) -> dict[str, float]:
+    """COPY the generated rows in (with `keys`, a generated key per memory too), then build the
+    indexes; returns the seconds each phase took."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     corpus = conversation_texts(memories)
@@ -109,6 +121,11 @@ def bulk_load(runtime: Runtime, tenant_id: uuid.UUID, memories: int, per_user: i
                     copy.write_row(row)
             conn.commit()
             timings["copy_s"] = time.perf_counter() - started
+            if keys:
+                started = time.perf_counter()
+                cursor.execute(GENERATED_KEYS)
+                conn.commit()
+                timings["keys_s"] = time.perf_counter() - started
             cursor.execute("SET maintenance_work_mem = '4GB'")  # the HNSW graph of 1M vectors needs ~2 GB
             for name, ddl in BULK_INDEXES.items():
                 started = time.perf_counter()
@@ -123,11 +140,11 @@ def bulk_load(runtime: Runtime, tenant_id: uuid.UUID, memories: int, per_user: i
 
 
 def prewarm(runtime: Runtime) -> float:
-    """Read the HNSW index into shared buffers (~2 GB at 1M); returns the seconds it took."""
+    """Read the HNSW indexes into shared buffers (~2 GB each at 1M); returns the seconds it took."""
     started = time.perf_counter()
     with runtime.engine.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-        conn.execute(text("SELECT pg_prewarm('memories_embedding_idx')"))
+        conn.execute(text("SELECT pg_prewarm('memories_embedding_idx'), pg_prewarm('memory_keys_embedding_idx')"))
     return time.perf_counter() - started
 
 
@@ -167,11 +184,11 @@ def measure(client: httpx.Client, runtime: Runtime, n_queries: int, memories: in
     return rows
 
 
-def run(memories: int, per_user: int, n_queries: int) -> dict[str, Any]:
+def run(memories: int, per_user: int, n_queries: int, keys: bool = False) -> dict[str, Any]:
     with throwaway_runtime(**SCALE_SERVICE) as (url, key, runtime), client_for(url, key) as client:
         with runtime.engine.connect() as conn:
             tenant_id = conn.execute(text("SELECT id FROM tenants")).scalar_one()
-        load = bulk_load(runtime, tenant_id, memories, per_user)
+        load = bulk_load(runtime, tenant_id, memories, per_user, keys)
         print(json.dumps(load), file=sys.stderr, flush=True)
         searches = measure(client, runtime, n_queries, memories)
-    return {"memories": memories, "per_user": per_user, "load": load, "searches": searches}
+    return {"memories": memories, "per_user": per_user, "keys": keys, "load": load, "searches": searches}

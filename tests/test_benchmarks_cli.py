@@ -70,3 +70,15 @@ def test_search_benchmark_runs_end_to_end_and_ends_on_the_consolidated_scope() -
     assert [row["mode"] for row in rows[:-1]] == [*search.MODES, search.AFTER_WRITE]
     assert rows[-1]["mode"].startswith(f"{search.CONSOLIDATED} (60 keys, ")
     assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in rows)
+
+
+def test_scale_benchmark_runs_end_to_end_with_generated_keys() -> None:
+    """The bulk load with a key per memory, its indexes rebuilt, then every scope and mode searched."""
+    from benchmarks import scale
+
+    result = scale.run(600, 200, 2, keys=True)
+    assert result["keys"] and result["load"]["keys_s"] >= 0
+    assert [(row["scope"], row["mode"]) for row in result["searches"]] == [
+        ("user", "pgvector"), ("tenant", "pgvector"), ("user", "faiss"), ("tenant", "faiss"),
+    ]  # fmt: skip
+    assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in result["searches"])
