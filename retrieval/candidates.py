@@ -124,14 +124,12 @@ def _key_rows(where: str, limit: int, lexical: bool) -> str:
     back: recall@5 / @10 0.687 / 0.781 without it, 0.690 / 0.784 with; 5 of 997 questions changed,
     2 for the better), and it is the one part of a search that is linear in the tenant's keys, of
     which consolidation makes about one per episode."""
-    ctes = [_KEY_DENSE.format(where=where, limit=limit)]
-    ranked = ["SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM key_dense"]
-    if lexical:
-        ctes.append(_KEY_LEXICAL.format(where=where, limit=limit))
-        ranked.append("SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM key_lexical")
-    union = "\n    UNION ALL\n    ".join(ranked)
+    lists = {"key_dense": _KEY_DENSE} | ({"key_lexical": _KEY_LEXICAL} if lexical else {})
+    union = "\n    UNION ALL\n    ".join(
+        f"SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM {name}" for name in lists
+    )
     return (
-        ",\n".join(ctes)
+        ",\n".join(sql.format(where=where, limit=limit) for sql in lists.values())
         + f""",
 key_ranked AS (
     {union}

@@ -57,7 +57,9 @@ def search(
     else:
         dense = dense_index.candidates(session, query, limit)
         keys = (
-            key_candidates(session, query, limit, False, len(lexical.ids), params.dense_exact_share)
+            key_candidates(
+                session, query, limit, lexical=False, scope_rows=len(lexical.ids), exact_share=params.dense_exact_share
+            )
             if params.use_keys
             else []
         )

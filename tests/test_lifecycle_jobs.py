@@ -158,6 +158,7 @@ def test_keys_of_a_small_share_of_the_table_are_matched_exactly(client: TestClie
         session.execute(text("SET LOCAL hnsw.ef_search = 1"))  # the graph would offer one key
         session.execute(text("SET LOCAL hnsw.iterative_scan = off"))
         exact = dict(key_candidates(session, query, 10, lexical=False, scope_rows=1, exact_share=1.0))
+        with_full_text = dict(key_candidates(session, query, 10, lexical=True, scope_rows=1, exact_share=1.0))
         for scope_rows, share, branches in (
             (1, 1.0, [False, True]),
             (None, 1.0, [True, False]),
@@ -168,6 +169,7 @@ def test_keys_of_a_small_share_of_the_table_are_matched_exactly(client: TestClie
     assert 1 < len(best) <= 10
     assert exact.keys() == best.keys()
     assert all(abs(exact[m] - best[m]) < 1e-6 for m in best)
+    assert with_full_text.keys() == best.keys()  # the rank-fusion pipeline's list: the same keys, by text too
 
 
 def test_unused_episode_is_archived_after_its_half_lives_and_can_be_restored(
