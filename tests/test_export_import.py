@@ -32,11 +32,12 @@ SEARCHES: list[dict[str, Any]] = [
     {"query": "Ann's cat"},
     {"query": "What did Ann say about food?", "types": ["episodic"]},
 ]
-# Made by the database on insert, hence not in an export: the tenant, generated tsvectors, identity counters.
+# Made by the database on insert, hence not in an export: the tenant, generated tsvectors, a key's copy
+# of its memory's scope (a trigger's), identity counters.
 NOT_CARRIED = {
     "memories": {"tenant_id", "seq", "content_tsv"},
     "memory_links": {"tenant_id"},
-    "memory_keys": {"tenant_id", "text_tsv"},
+    "memory_keys": {"tenant_id", "text_tsv", "user_id", "agent_id", "session_id"},
     "memory_events": {"tenant_id", "id"},
 }
 TABLE_OF = {"memory": "memories", "link": "memory_links", "key": "memory_keys", "event": "memory_events"}

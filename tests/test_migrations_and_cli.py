@@ -45,6 +45,46 @@ def test_migrations_from_empty_create_the_schema(runtime: Runtime) -> None:
     engine.dispose()
 
 
+def test_keys_carry_their_memory_scope_backfilled_and_kept_by_a_trigger(runtime: Runtime) -> None:
+    """Migration 0006 copies each key's memory's scope onto the key; from then on a trigger does, over
+    whatever a writer gives, so the scope index over keys finds exactly the scope's keys."""
+    engine = create_engine(_fresh_database(runtime, "loci_key_scope_test"))
+    migrate.upgrade(engine, 384, "0005")
+    key_sql = (
+        "INSERT INTO memory_keys (id, tenant_id, memory_id, kind, text) VALUES (gen_random_uuid(), :t, :m, 'fact', 'x')"
+    )
+    with engine.begin() as conn:
+        tenant = conn.execute(
+            text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 't') RETURNING id")
+        ).scalar()
+        memories = [
+            conn.execute(
+                text(
+                    "INSERT INTO memories (id, tenant_id, user_id, agent_id, session_id, type, content, content_hash) "
+                    "VALUES (gen_random_uuid(), :t, :u, :a, :s, 'episodic', 'x', 'h') RETURNING id"
+                ),
+                {"t": tenant, "u": user, "a": agent, "s": session},
+            ).scalar()
+            for user, agent, session in (("ann", None, "s1"), (None, "bot", None))
+        ]
+        conn.execute(text(key_sql), {"t": tenant, "m": memories[0]})
+    migrate.upgrade(engine, 384)
+    with engine.begin() as conn:
+        conn.execute(text(key_sql), {"t": tenant, "m": memories[1]})
+        conn.execute(
+            text(key_sql.replace("kind, text)", "kind, text, user_id)").replace("'x')", "'x', 'mallory')")),
+            {"t": tenant, "m": memories[0]},
+        )
+        scopes = conn.execute(
+            text(
+                "SELECT m.id, (k.user_id, k.agent_id, k.session_id) IS NOT DISTINCT FROM "
+                "(m.user_id, m.agent_id, m.session_id) FROM memory_keys k JOIN memories m ON m.id = k.memory_id"
+            )
+        ).all()
+    engine.dispose()
+    assert sorted(scopes) == sorted([(memories[0], True), (memories[1], True), (memories[0], True)])
+
+
 def test_external_database_behind_is_refused_with_the_command(runtime: Runtime, tmp_path: Path) -> None:
     url = _fresh_database(runtime, "loci_behind_test")
     settings = Settings(home=tmp_path, database_url=url)

@@ -30,11 +30,12 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, embedding_dim: int) -> None:
+def upgrade(engine: Engine, embedding_dim: int, revision: str = "head") -> None:
+    """Migrate to `revision`; an earlier one than head only to test a migration against the data before it."""
     config = _config(embedding_dim)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 class SchemaBehindError(RuntimeError):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Computed,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Identity,
@@ -118,11 +119,17 @@ class MemoryLink(Base):
 
 
 class MemoryKey(Base):
+    """A further way to a memory (a fact, keywords, a summary); its scope columns are the memory's,
+    copied by a trigger on insert (migrations/versions/0006) so a scope's keys have an index of their own."""
+
     __tablename__ = "memory_keys"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     memory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), server_onupdate=FetchedValue())
+    agent_id: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), server_onupdate=FetchedValue())
+    session_id: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue(), server_onupdate=FetchedValue())
     kind: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     embedding: Mapped[Any | None] = mapped_column(Vector())

@@ -6,8 +6,9 @@ nested because links and keys have a `kind` column of their own.
 Columns come from the ORM tables, not from a hand-written list, so a column added to a model is
 exported and imported without touching this module. Left out are only the columns the database
 makes itself on insert: the tenant (an import belongs to the importing tenant), generated
-tsvectors, and identity counters (`memories.seq`, `memory_events.id`), which are global across
-tenants and so cannot be restored; rows are written in their order, which keeps both orders.
+tsvectors, columns a trigger sets (a key's copy of its memory's scope), and identity counters
+(`memories.seq`, `memory_events.id`), which are global across tenants and so cannot be restored;
+rows are written in their order, which keeps both orders.
 tests/test_export_import.py compares this against the live schema.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import ARRAY, Column, DateTime, Float, Integer, Table
+from sqlalchemy import ARRAY, Column, DateTime, FetchedValue, Float, Integer, Table
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from app.db.models import Base, Memory, MemoryEvent, MemoryKey, MemoryLink
@@ -43,7 +44,11 @@ def carried_columns(table: Table) -> list[Column[Any]]:
     return [
         c
         for c in table.columns
-        if c.name != "tenant_id" and c.computed is None and c.identity is None and c.autoincrement is not True
+        if c.name != "tenant_id"
+        and c.computed is None
+        and c.identity is None
+        and c.autoincrement is not True
+        and type(c.server_default) is not FetchedValue  # a trigger's (DefaultClause, a subclass, is carried)
     ]
 
 
