@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from retrieval.filters import memory_filter
+from retrieval.filters import memory_filter, scope_filter
 from retrieval.query import SearchQuery
 
 # How many ts_rank candidates per wanted lexical candidate get the (costly) ts_rank_cd ordering.
@@ -69,26 +69,29 @@ _KEY_DENSE = (
 key_dense AS MATERIALIZED (
     (SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
     FROM memory_keys k JOIN memories m ON m.id = k.memory_id
-    WHERE {where} AND k.embedding IS NOT NULL AND NOT (SELECT chosen FROM key_exact_scan)
+    WHERE {key_scope} AND {where} AND k.embedding IS NOT NULL AND NOT (SELECT chosen FROM key_exact_scan)
     ORDER BY k.embedding <=> CAST(:qvec AS vector)
     LIMIT {limit:d})
     UNION ALL
-    (SELECT id, score FROM (
+    (SELECT scoped.id, scoped.score FROM (
         SELECT k.memory_id AS id, 1 - (k.embedding <=> CAST(:qvec AS vector)) AS score
-        FROM memories m JOIN memory_keys k ON k.memory_id = m.id
-        WHERE {where} AND k.embedding IS NOT NULL AND (SELECT chosen FROM key_exact_scan)
+        FROM memory_keys k
+        WHERE {key_scope} AND k.embedding IS NOT NULL AND (SELECT chosen FROM key_exact_scan)
+        ORDER BY score DESC
         OFFSET 0
-    ) scoped
-    ORDER BY score DESC
+    ) scoped JOIN memories m ON m.id = scoped.id
+    WHERE {where}
+    ORDER BY scoped.score DESC
     LIMIT {limit:d})
 )"""
 )
 """The keys nearest the query, by the keys' HNSW or, as for memories (`_DENSE_ROWS`), exactly over
-the keys of the scope's memories when the scope is a small share of the keys table: a consolidated
-tenant has about a key per memory, and filtered HNSW over a million keys for one user's 10k took a
-search p50 / p95 119 / 179 ms, the exact scan 59 / 67. The share is of the keys, not of the
-memories, so that an unconsolidated table (few keys) keeps the graph, which is then cheap, rather
-than probe the keys index once for every memory of the scope."""
+the scope's keys when the scope is a small share of the keys table: a consolidated tenant has about
+a key per memory, and filtered HNSW over a million keys for one user's 10k took a search p50 / p95
+119 / 179 ms. The exact branch reads the scope's keys from their own index (keys carry their
+memory's scope, migrations/versions/0006) and sorts them; only the best are joined to their memories
+for the full filter, in order, until `limit` pass. The share is of the keys, not of the memories, so
+that an unconsolidated table (few keys) keeps the graph, which is then cheap."""
 
 _KEY_LEXICAL = f"""q AS MATERIALIZED (
     SELECT {ANY_TERM_QUERY} AS tsq
@@ -96,7 +99,7 @@ _KEY_LEXICAL = f"""q AS MATERIALIZED (
 key_prefetch AS MATERIALIZED (
     SELECT k.memory_id, k.text_tsv
     FROM memory_keys k JOIN memories m ON m.id = k.memory_id, q
-    WHERE {{where}} AND k.text_tsv @@ q.tsq
+    WHERE {{key_scope}} AND {{where}} AND k.text_tsv @@ q.tsq
     ORDER BY ts_rank(k.text_tsv, q.tsq) DESC
     LIMIT {{limit:d}} * {LEXICAL_PREFETCH}
 ),
@@ -114,7 +117,7 @@ orders only those (44 -> 35 ms). The match is still linear in the tenant's keys:
 wall `@@` (not leakproof) cannot use the GIN index."""
 
 
-def _key_rows(where: str, limit: int, lexical: bool) -> str:
+def _key_rows(query: SearchQuery, where: str, limit: int, lexical: bool) -> str:
     """CTEs ending in `key_rows`: memories reached through their index keys (facts, keywords,
     summaries from consolidation) by dense match on the key text and, with `lexical`, full-text
     match too, fused by rank; `r` orders them.
@@ -124,12 +127,13 @@ def _key_rows(where: str, limit: int, lexical: bool) -> str:
     back: recall@5 / @10 0.687 / 0.781 without it, 0.690 / 0.784 with; 5 of 997 questions changed,
     2 for the better), and it is the one part of a search that is linear in the tenant's keys, of
     which consolidation makes about one per episode."""
+    key_scope = " AND ".join(scope_filter(query, "k")[0])  # its parameters are the memory filter's
     lists = {"key_dense": _KEY_DENSE} | ({"key_lexical": _KEY_LEXICAL} if lexical else {})
     union = "\n    UNION ALL\n    ".join(
         f"SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS r FROM {name}" for name in lists
     )
     return (
-        ",\n".join(sql.format(where=where, limit=limit) for sql in lists.values())
+        ",\n".join(sql.format(key_scope=key_scope, where=where, limit=limit) for sql in lists.values())
         + f""",
 key_ranked AS (
     {union}
@@ -173,7 +177,9 @@ def key_candidates(
     too; `scope_rows` and `exact_share` as for `dense_candidates`."""
     where, params = memory_filter(query)
     rows = session.execute(
-        text(f"WITH {_key_rows(where, limit, lexical)} SELECT id, score FROM key_rows WHERE r <= {limit:d} ORDER BY r"),
+        text(
+            f"WITH {_key_rows(query, where, limit, lexical)} SELECT id, score FROM key_rows WHERE r <= {limit:d} ORDER BY r"
+        ),
         {**params, **_exact_scan(scope_rows, exact_share), "qtext": query.text, "qvec": query.embedding_param},
     ).all()
     return [(row.id, float(row.score)) for row in rows]
@@ -192,7 +198,7 @@ def proposals_with_cosines(
     serves the BM25 pipeline), and `filtered_cosines` of everything proposed (the given ids, e.g.
     the lexical side's, plus both candidate lists)."""
     where, params = memory_filter(query)
-    key_ctes = f", {_key_rows(where, limit, lexical=False)}" if with_keys else ""
+    key_ctes = f", {_key_rows(query, where, limit, lexical=False)}" if with_keys else ""
     key_ids = f"UNION SELECT id FROM key_rows WHERE r <= {limit:d}" if with_keys else ""
     key_found = f"UNION ALL SELECT 'key', id, score, r FROM key_rows WHERE r <= {limit:d}" if with_keys else ""
     rows = session.execute(

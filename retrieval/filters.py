@@ -6,16 +6,22 @@ from typing import Any
 from retrieval.query import SearchQuery
 
 
-def memory_filter(query: SearchQuery, alias: str = "m") -> tuple[str, dict[str, Any]]:
-    """SQL conditions (joined with AND) and their bind parameters for one query."""
-    a = alias
-    clauses = [f"{a}.tenant_id = :tenant_id"]
+def scope_filter(query: SearchQuery, alias: str) -> tuple[list[str], dict[str, Any]]:
+    """The tenant and scope conditions alone, for tables that carry a memory's scope beside it (index keys)."""
+    clauses = [f"{alias}.tenant_id = :tenant_id"]
     params: dict[str, Any] = {"tenant_id": query.tenant_id}
     for column in ("user_id", "agent_id", "session_id"):
         value = getattr(query, column)
         if value is not None:
-            clauses.append(f"{a}.{column} = :{column}")
+            clauses.append(f"{alias}.{column} = :{column}")
             params[column] = value
+    return clauses, params
+
+
+def memory_filter(query: SearchQuery, alias: str = "m") -> tuple[str, dict[str, Any]]:
+    """SQL conditions (joined with AND) and their bind parameters for one query."""
+    a = alias
+    clauses, params = scope_filter(query, a)
     if query.types:
         clauses.append(f"{a}.type = ANY(:types)")
         params["types"] = list(query.types)

@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from dataclasses import replace
 from functools import partial
 
 from fastapi.testclient import TestClient
@@ -135,7 +136,8 @@ def test_keys_are_matched_densely_beside_the_bm25_index(client: TestClient, runt
 def test_keys_of_a_small_share_of_the_table_are_matched_exactly(client: TestClient, runtime: Runtime) -> None:
     """As for memories: where the scope is a small share of the keys table the nearest are found by
     reading the scope's keys, so every memory with a key comes back with its best key's cosine even
-    with the HNSW search held to one candidate; an unknown scope size, or no share, keeps the graph."""
+    with the HNSW search held to one candidate; an unknown scope size, or no share, keeps the graph.
+    The memory's own filter still applies to the keys found: a memory below `min_trust` drops out."""
     client.post("/v1/messages", json={"user_id": "u3", "session_id": "s", "messages": CONVERSATION})
     _run(client, "consolidate", user_id="u3")
     with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -166,6 +168,12 @@ def test_keys_of_a_small_share_of_the_table_are_matched_exactly(client: TestClie
         ):
             run = partial(key_candidates, session, query, 10, False, scope_rows, share)
             assert branches_run(session, run, "key_dense", "memory_keys") == branches, (scope_rows, share)
+        top = max(best, key=lambda m: best[m])
+        session.execute(text("UPDATE memories SET trust = 0.1 WHERE id = :id"), {"id": top})
+        trusted = dict(
+            key_candidates(session, replace(query, min_trust=0.5), 10, lexical=False, scope_rows=1, exact_share=1.0)
+        )
+    assert trusted.keys() == best.keys() - {top}
     assert 1 < len(best) <= 10
     assert exact.keys() == best.keys()
     assert all(abs(exact[m] - best[m]) < 1e-6 for m in best)
