@@ -3,11 +3,14 @@
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from app.db.models import Memory
+from app.jobs.forget import DECISION_COLUMNS, archive_unchanged, decide
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
@@ -225,6 +228,34 @@ def test_use_and_importance_keep_memories(client: TestClient, runtime: Runtime) 
         client.post("/v1/search", json={"query": "who is my dentist", "user_id": "u1", "k": 1})
     job = _run(client, "forget", user_id="u1")
     assert job["counts"]["archived"] == 0
+
+
+def test_forget_archives_only_what_is_unchanged_since_it_read(client: TestClient, runtime: Runtime) -> None:
+    """The forget pass reads without locks, so a memory used or edited between its read and the
+    archive is left active (the next pass decides again); the rest of the decisions go through."""
+    used, edited, untouched = client.post(
+        "/v1/memories",
+        json={"memories": [{"content": f"old note {i}", "user_id": "u9"} for i in range(3)]},
+    ).json()["ids"]
+    for memory_id in (used, edited, untouched):
+        _age(runtime, memory_id, 400)
+    with runtime.sessions() as session:
+        tenant_id = authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+        rows = session.execute(select(*DECISION_COLUMNS).where(Memory.user_id == "u9")).all()
+    decisions = decide(rows, datetime.now(UTC), runtime.settings.forget_threshold, None)
+    assert len(decisions) == 3
+    client.post("/v1/search", json={"query": "old note 0", "user_id": "u9", "k": 1})  # a use...
+    runtime.access_counts.flush()  # ... written as the flush thread would
+    assert client.patch(f"/v1/memories/{edited}", json={"importance": 0.9}).status_code == 200
+    with runtime.sessions.begin() as session:
+        done = archive_unchanged(session, tenant_id, decisions, {r.id: r for r in rows}, datetime.now(UTC))
+    hit = client.get(f"/v1/memories/{used}").json()
+    assert hit["access_count"] == 1, hit
+    assert [d.memory_id for d in done] == [uuid.UUID(untouched)]
+    statuses = {m: client.get(f"/v1/memories/{m}").json()["status"] for m in (used, edited, untouched)}
+    assert statuses == {used: "active", edited: "active", untouched: "archived"}
+    ops = [e["op"] for e in client.get(f"/v1/memories/{untouched}/history").json()["events"]]
+    assert ops == ["create", "archive"]
 
 
 def test_ttl_and_capacity(client: TestClient) -> None:

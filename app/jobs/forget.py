@@ -5,11 +5,12 @@ A dry run computes the same decisions and changes nothing.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from app.db.models import Memory, MemoryEvent
@@ -29,8 +30,43 @@ class Decision:
     strength: float
 
 
-def decide(memories: list[Memory], now: datetime, threshold: float, capacity: int | None) -> list[Decision]:
-    """Which active memories to archive, and why; the weakest go first when over capacity."""
+# What a decision reads: never the vector or the text. `version` (bumped by every edit), the use
+# count and the last use are what the archive checks again, since the read takes no locks.
+DECISION_COLUMNS = (
+    Memory.id,
+    Memory.type,
+    Memory.user_id,
+    Memory.agent_id,
+    Memory.importance,
+    Memory.access_count,
+    Memory.last_accessed_at,
+    Memory.created_at,
+    Memory.expires_at,
+    Memory.attributes,
+    Memory.version,
+)
+
+_ARCHIVE_UNCHANGED = text(
+    """
+    WITH seen AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:versions AS int[]), CAST(:uses AS int[]), CAST(:used AS timestamptz[])
+        ) AS seen(id, version, uses, used)
+        ORDER BY id
+    )
+    UPDATE memories m SET status = 'archived', updated_at = :now, version = m.version + 1
+    FROM seen
+    WHERE m.id = seen.id AND m.tenant_id = :tenant AND m.status = 'active' AND m.version = seen.version
+      AND m.access_count = seen.uses AND m.last_accessed_at IS NOT DISTINCT FROM seen.used
+    RETURNING m.id
+    """
+)
+"""Archive the decided rows that no one used or edited since they were read, locking them in id order
+(as the use-count flush does, app/jobs/access_counts.py); a row that changed waits for the next sweep."""
+
+
+def decide(memories: Sequence[Row[Any]], now: datetime, threshold: float, capacity: int | None) -> list[Decision]:
+    """Which active memories (rows of DECISION_COLUMNS) to archive, and why; the weakest go first when over capacity."""
     decisions: dict[uuid.UUID, Decision] = {}
     strength: dict[uuid.UUID, float] = {}
     for memory in memories:
@@ -43,7 +79,7 @@ def decide(memories: list[Memory], now: datetime, threshold: float, capacity: in
         elif strength[memory.id] < threshold:
             decisions[memory.id] = Decision(memory.id, "decayed", strength[memory.id])
     if capacity is not None:
-        by_user: dict[tuple[str | None, str | None], list[Memory]] = {}
+        by_user: dict[tuple[str | None, str | None], list[Row[Any]]] = {}
         for memory in memories:
             if memory.id not in decisions:
                 by_user.setdefault((memory.user_id, memory.agent_id), []).append(memory)
@@ -55,34 +91,46 @@ def decide(memories: list[Memory], now: datetime, threshold: float, capacity: in
 
 
 def forget(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_run: bool = False) -> dict[str, int]:
+    """One pass over a scope's active memories. The read is a plain snapshot of the few columns a
+    decision needs: reading whole rows under FOR UPDATE took 6-7.5 s for a 10k user (vectors parsed
+    into Python, every row's lock written to its page) and blocked use-count flushes meanwhile."""
     settings = runtime.settings
     runtime.access_counts.flush()  # this process's recent uses count (another process's land within a second)
     now = datetime.now(UTC)
     with runtime.sessions.begin() as session:
-        memories = list(
-            session.scalars(
-                select(Memory)
-                .where(*scope_conditions(tenant_id, scope), Memory.status == "active")
-                .with_for_update(skip_locked=True)
-            )
-        )
+        memories = session.execute(
+            select(*DECISION_COLUMNS).where(*scope_conditions(tenant_id, scope), Memory.status == "active")
+        ).all()
         decisions = decide(memories, now, settings.forget_threshold, settings.scope_capacity)
         if not dry_run:
-            _archive(session, tenant_id, decisions, now)
+            decisions = archive_unchanged(session, tenant_id, decisions, {m.id: m for m in memories}, now)
     counts = {"examined": len(memories), "archived": len(decisions)}
     for reason in ("expired", "decayed", "useless_procedure", "over_capacity"):
         counts[reason] = sum(1 for d in decisions if d.reason == reason)
     return counts
 
 
-def _archive(session: Session, tenant_id: uuid.UUID, decisions: list[Decision], now: datetime) -> None:
+def archive_unchanged(
+    session: Session, tenant_id: uuid.UUID, decisions: list[Decision], seen: dict[uuid.UUID, Row[Any]], now: datetime
+) -> list[Decision]:
+    """Archive what is still as it was read; returns the decisions carried out."""
     if not decisions:
-        return
-    session.execute(
-        update(Memory)
-        .where(Memory.id.in_([d.memory_id for d in decisions]))
-        .values(status="archived", updated_at=now, version=Memory.version + 1)
+        return []
+    rows = [seen[d.memory_id] for d in decisions]
+    archived = set(
+        session.scalars(
+            _ARCHIVE_UNCHANGED,
+            {
+                "ids": [r.id for r in rows],
+                "versions": [r.version for r in rows],
+                "uses": [r.access_count for r in rows],
+                "used": [r.last_accessed_at for r in rows],
+                "tenant": tenant_id,
+                "now": now,
+            },
+        )
     )
+    done = [d for d in decisions if d.memory_id in archived]
     session.add_all(
         MemoryEvent(
             tenant_id=tenant_id,
@@ -93,5 +141,6 @@ def _archive(session: Session, tenant_id: uuid.UUID, decisions: list[Decision], 
             actor=ACTOR,
             reason=d.reason,
         )
-        for d in decisions
+        for d in done
     )
+    return done
