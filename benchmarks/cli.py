@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|cpu|profile|scale|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|profile|forget|scale|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command starts its own throwaway service (temporary embedded database, live uvicorn on
 loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
@@ -110,6 +110,18 @@ def profile_command(
     from benchmarks import profile
 
     _emit("profile", profile.run(memories, queries), md)
+
+
+@bench_app.command("forget")
+def forget_command(
+    memories: Annotated[int, typer.Option(help="Generated memories in one tenant (bulk COPY).")] = 100_000,
+    per_user: Annotated[int, typer.Option(help="Memories per user of the tenant.")] = 10_000,
+    users: Annotated[int, typer.Option(help="Users passed over (each twice).")] = 3,
+) -> None:
+    """Seconds and write-ahead log of the periodic forget pass over one user, archiving and idle."""
+    from benchmarks import forget_pass
+
+    _emit("forget", forget_pass.run(memories, per_user, users), False)
 
 
 @bench_app.command("scale")

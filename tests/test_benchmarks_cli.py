@@ -17,7 +17,7 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
     _mount_optional()
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "search", "concurrency", "memory", "cpu", "profile", "scale", "all"):
+    for command in ("ingest", "search", "concurrency", "memory", "cpu", "profile", "forget", "scale", "all"):
         assert command in result.output
 
 
@@ -82,3 +82,15 @@ def test_scale_benchmark_runs_end_to_end_with_generated_keys() -> None:
         ("user", "pgvector"), ("tenant", "pgvector"), ("user", "faiss"), ("tenant", "faiss"),
     ]  # fmt: skip
     assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in result["searches"])
+
+
+def test_forget_benchmark_archives_the_aged_tenth_then_finds_nothing() -> None:
+    """Each user's first pass archives the memories aged past their half-lives, the second none."""
+    from benchmarks import forget_pass
+
+    result = forget_pass.run(400, 200, 2)
+    passes = [(row["user_id"], row["pass"], row["examined"], row["archived"]) for row in result["passes"]]
+    assert passes == [
+        ("bench", "archiving", 200, 20), ("bench", "nothing to do", 180, 0),
+        ("bench-1", "archiving", 200, 20), ("bench-1", "nothing to do", 180, 0),
+    ]  # fmt: skip
