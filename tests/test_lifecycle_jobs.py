@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
@@ -228,6 +229,22 @@ def test_use_and_importance_keep_memories(client: TestClient, runtime: Runtime) 
         client.post("/v1/search", json={"query": "who is my dentist", "user_id": "u1", "k": 1})
     job = _run(client, "forget", user_id="u1")
     assert job["counts"]["archived"] == 0
+
+
+def test_summary_reuses_the_stored_vectors_of_one_sentence_turns(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn of one sentence is summarised by the vector it is stored with (the same text); only
+    the sentences of longer turns are embedded again. The real model runs; the test only listens."""
+    client.post("/v1/messages", json={"user_id": "u5", "session_id": "s", "messages": CONVERSATION})
+    embedded: list[str] = []
+    embed = runtime.embedder.embed
+    monkeypatch.setattr(runtime.embedder, "embed", lambda texts: embedded.extend(texts) or embed(texts))
+    _run(client, "consolidate", user_id="u5")
+    assert "Ann: I moved to Lisbon last spring." in embedded  # a sentence of a two-sentence turn
+    assert "Ann: I work at a small design studio near the river." not in embedded  # a whole turn
+    summaries = client.get("/v1/memories", params={"user_id": "u5", "type": "semantic", "limit": 100}).json()
+    assert any(m["content"].startswith("Summary of session s") for m in summaries["memories"])
 
 
 def test_forget_archives_only_what_is_unchanged_since_it_read(client: TestClient, runtime: Runtime) -> None:

@@ -26,6 +26,7 @@ from app.llm import LLMClient, LLMError, llm_config
 from app.runtime import Runtime
 from app.services.memory_store import create_memories
 from memory_types import MemoryType
+from memory_types.content import indexed_text
 from memory_types.extraction import Fact, extract_facts, extractive_summary, keywords, split_sentences
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,30 @@ def _consolidate_session(
     return created
 
 
+def _session_sentences(runtime: Runtime, episodes: list[Memory]) -> tuple[list[str], np.ndarray]:
+    """The session's sentences ("Speaker: sentence") and their vectors. A one-sentence episode's
+    sentence is the very text its stored vector embeds (`indexed_text`), so that vector is reused
+    rather than computed again: embedding every sentence was ~40 % of a job (10k generated turns,
+    24.7 of 58.1 s)."""
+    sentences: list[str] = []
+    stored: list[np.ndarray | None] = []
+    for episode in episodes:
+        speaker = episode.attributes.get("speaker") or episode.attributes.get("role") or ""
+        own = [f"{speaker}: {s}" if speaker else s for s in split_sentences(episode.content)]
+        reuse = (
+            len(own) == 1
+            and episode.embedding is not None
+            and episode.embedding_model == runtime.embedder.model_name
+            and own[0] == indexed_text(episode.content, episode.attributes)
+        )
+        sentences += own
+        stored += [np.asarray(episode.embedding, dtype=np.float32)] if reuse else [None] * len(own)
+    if not sentences:
+        return [], np.zeros((0, runtime.embedder.dim), dtype=np.float32)
+    fresh = iter(runtime.embedder.embed([sentences[i] for i, vector in enumerate(stored) if vector is None]))
+    return sentences, np.stack([next(fresh) if vector is None else vector for vector in stored])
+
+
 def _summarise(
     runtime: Runtime, session: Session, tenant_id: uuid.UUID, session_id: str | None, episodes: list[Memory]
 ) -> uuid.UUID | None:
@@ -206,13 +231,10 @@ def _summarise(
     session supersedes the older one."""
     if session_id is None or len(episodes) < 3:
         return None
-    sentences = []
-    for episode in episodes:
-        speaker = episode.attributes.get("speaker") or episode.attributes.get("role") or ""
-        sentences += [f"{speaker}: {s}" if speaker else s for s in split_sentences(episode.content)]
+    sentences, vectors = _session_sentences(runtime, episodes)
     if not sentences:
         return None
-    chosen = extractive_summary(sentences, runtime.embedder.embed(sentences))
+    chosen = extractive_summary(sentences, vectors)
     first = episodes[0]
     when = next((e.event_at for e in episodes if e.event_at), None)
     heading = f"Summary of session {session_id}" + (f" ({when:%d %B %Y})" if when else "")
