@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|cpu|profile|forget|scale|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|profile|jobs|scale|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command starts its own throwaway service (temporary embedded database, live uvicorn on
 loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
@@ -112,16 +112,16 @@ def profile_command(
     _emit("profile", profile.run(memories, queries), md)
 
 
-@bench_app.command("forget")
-def forget_command(
+@bench_app.command("jobs")
+def jobs_command(
     memories: Annotated[int, typer.Option(help="Generated memories in one tenant (bulk COPY).")] = 100_000,
     per_user: Annotated[int, typer.Option(help="Memories per user of the tenant.")] = 10_000,
-    users: Annotated[int, typer.Option(help="Users passed over (each twice).")] = 3,
+    users: Annotated[int, typer.Option(help="Users consolidated, then passed over twice by forget.")] = 3,
 ) -> None:
-    """Seconds and write-ahead log of the periodic forget pass over one user, archiving and idle."""
-    from benchmarks import forget_pass
+    """Seconds and write-ahead log of the sweep's jobs over one user: consolidate, then forget twice."""
+    from benchmarks import jobs
 
-    _emit("forget", forget_pass.run(memories, per_user, users), False)
+    _emit("jobs", jobs.run(memories, per_user, users), False)
 
 
 @bench_app.command("scale")

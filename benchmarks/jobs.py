@@ -1,31 +1,36 @@
-"""What the periodic forget pass costs per user scope (`loci bench forget`).
+"""What the lifecycle jobs cost per user scope (`loci bench jobs`).
 
-The sweep (app/jobs/queue.py) runs a forget pass over every user with active memories, every
-15 minutes by default, so a tenant's total is this per-user figure times its users. Memories are
-bulk-loaded as in `loci bench scale`; a tenth of each user's are aged so they decay. Each user is
-passed over twice: the first pass archives that tenth, the second finds nothing, which is what
-most passes of a sweep do. Timed in process (no HTTP: the sweep calls the job directly), with the
-write-ahead log it wrote, a measure of the pages it dirtied.
+The sweep (app/jobs/queue.py) consolidates every user's idle sessions and runs a forget pass over
+every user with active memories, every 15 minutes by default, so a tenant's cost is these per-user
+figures times its users. Memories are bulk-loaded as in `loci bench scale` (sessions of 50 turns);
+a tenth of each user's are aged so they decay. Each user is consolidated, then passed over twice by
+forget: the first pass archives that tenth, the second finds nothing, which is what most passes of a
+sweep do. Timed in process (no HTTP: the sweep calls the jobs directly), with the write-ahead log
+each wrote, a measure of the pages it dirtied.
 """
 
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
 
+from app.jobs.consolidate import consolidate
 from app.jobs.forget import forget
 from app.local_server import throwaway_runtime
+from app.runtime import Runtime
 from benchmarks.scale import SCALE_SERVICE, bulk_load, user_of
 
 DECAYED_EVERY = 10  # one memory in ten is old and unused
 AGE = "400 days"  # past every type's half-lives at the default threshold
 
 
-def _pass(runtime: Any, tenant_id: Any, user_id: str) -> dict[str, Any]:
+def _timed(runtime: Runtime, job: Callable[[], dict[str, int]]) -> dict[str, Any]:
     with runtime.engine.connect() as conn:
         wal_start = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar()
     started = time.perf_counter()
-    counts = forget(runtime, tenant_id, {"user_id": user_id})
+    counts = job()
     seconds = time.perf_counter() - started
     with runtime.engine.connect() as conn:
         wal = conn.execute(text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :w)"), {"w": wal_start}).scalar()
@@ -41,10 +46,13 @@ def run(memories: int, per_user: int, users: int) -> dict[str, Any]:
             conn.execute(
                 text(f"UPDATE memories SET created_at = now() - interval '{AGE}' WHERE seq % {DECAYED_EVERY} = 0")
             )
-            conn.execute(text("CHECKPOINT"))  # every pass starts after one, as a sweep 15 minutes on would
-        passes = []
+            conn.execute(text("CHECKPOINT"))  # the first job starts after one, as a sweep 15 minutes on would
+        runs = []
         for number in range(min(users, memories // per_user)):
-            user_id = user_of(number * per_user, per_user)
-            for kind in ("archiving", "nothing to do"):
-                passes.append({"user_id": user_id, "pass": kind, **_pass(runtime, tenant_id, user_id)})
-    return {"memories": memories, "per_user": per_user, "passes": passes}
+            scope = {"user_id": user_of(number * per_user, per_user)}
+            runs.append(
+                {**scope, "job": "consolidate", **_timed(runtime, partial(consolidate, runtime, tenant_id, scope))}
+            )
+            for kind in ("forget, archiving", "forget, nothing to do"):
+                runs.append({**scope, "job": kind, **_timed(runtime, partial(forget, runtime, tenant_id, scope))})
+    return {"memories": memories, "per_user": per_user, "runs": runs}

@@ -17,7 +17,7 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
     _mount_optional()
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "search", "concurrency", "memory", "cpu", "profile", "forget", "scale", "all"):
+    for command in ("ingest", "search", "concurrency", "memory", "cpu", "profile", "jobs", "scale", "all"):
         assert command in result.output
 
 
@@ -84,13 +84,18 @@ def test_scale_benchmark_runs_end_to_end_with_generated_keys() -> None:
     assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in result["searches"])
 
 
-def test_forget_benchmark_archives_the_aged_tenth_then_finds_nothing() -> None:
-    """Each user's first pass archives the memories aged past their half-lives, the second none."""
-    from benchmarks import forget_pass
+def test_jobs_benchmark_consolidates_then_forgets_the_aged_tenth() -> None:
+    """Each user is consolidated (every episode, a summary per session of 50), then forget archives
+    the memories aged past their half-lives and, passing again, finds nothing."""
+    from benchmarks import jobs
 
-    result = forget_pass.run(400, 200, 2)
-    passes = [(row["user_id"], row["pass"], row["examined"], row["archived"]) for row in result["passes"]]
-    assert passes == [
-        ("bench", "archiving", 200, 20), ("bench", "nothing to do", 180, 0),
-        ("bench-1", "archiving", 200, 20), ("bench-1", "nothing to do", 180, 0),
-    ]  # fmt: skip
+    result = jobs.run(400, 200, 2)
+    runs = [(r["user_id"], r["job"], r.get("episodes"), r.get("examined"), r.get("archived")) for r in result["runs"]]
+    assert runs == [
+        ("bench", "consolidate", 200, None, None),
+        ("bench", "forget, archiving", None, 204, 20),
+        ("bench", "forget, nothing to do", None, 184, 0),
+        ("bench-1", "consolidate", 200, None, None),
+        ("bench-1", "forget, archiving", None, 204, 20),
+        ("bench-1", "forget, nothing to do", None, 184, 0),
+    ]
