@@ -94,7 +94,7 @@ def forget(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_ru
     """One pass over a scope's active memories. The read is a plain snapshot of the few columns a
     decision needs: whole rows read under FOR UPDATE (vectors parsed into Python, every row's lock
     written to its page) made a 10k user's pass with nothing to archive 0.75 s and ~22 MB of
-    write-ahead log, against 0.09 s and none now (`loci bench forget`), and held up use-count
+    write-ahead log, against 0.09 s and none now (`loci bench jobs`), and held up use-count
     flushes meanwhile; the sweep makes one such pass per user every 15 minutes."""
     settings = runtime.settings
     runtime.access_counts.flush()  # this process's recent uses count (another process's land within a second)
