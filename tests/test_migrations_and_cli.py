@@ -71,8 +71,11 @@ def test_keys_carry_their_memory_scope_backfilled_and_kept_by_a_trigger(runtime:
     migrate.upgrade(engine, 384)
     with engine.begin() as conn:
         conn.execute(text(key_sql), {"t": tenant, "m": memories[1]})
-        conn.execute(
-            text(key_sql.replace("kind, text)", "kind, text, user_id)").replace("'x')", "'x', 'mallory')")),
+        conn.execute(  # a writer naming another user: the trigger puts the memory's back
+            text(
+                "INSERT INTO memory_keys (id, tenant_id, memory_id, kind, text, user_id) "
+                "VALUES (gen_random_uuid(), :t, :m, 'fact', 'x', 'mallory')"
+            ),
             {"t": tenant, "m": memories[0]},
         )
         scopes = conn.execute(
