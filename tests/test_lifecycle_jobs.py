@@ -120,6 +120,28 @@ def test_keys_give_retrieval_another_way_in(client: TestClient) -> None:
     assert results[0]["scores"]["keys"] is not None
 
 
+def test_consolidation_waits_for_an_episode_another_transaction_holds(client: TestClient, runtime: Runtime) -> None:
+    """An episode held for a moment by another transaction (a search's use count being written) is
+    consolidated with its session once the lock goes, not skipped until a later sweep."""
+    ids = client.post("/v1/messages", json={"user_id": "u6", "session_id": "s", "messages": CONVERSATION}).json()["ids"]
+    with runtime.engine.connect() as holder, runtime.engine.connect() as watcher:
+        holder.execute(text("SELECT 1 FROM memories WHERE id = :id FOR UPDATE"), {"id": ids[0]})
+        job_id = client.post("/v1/jobs/consolidate", json={"user_id": "u6"}).json()["job_id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("succeeded", "failed"):
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+                )
+            ).scalar()
+            if waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        holder.rollback()
+    job = wait_for(client, job_id)
+    assert job["status"] == "succeeded" and job["counts"]["episodes"] == 4, job
+
+
 def test_keys_are_matched_densely_beside_the_bm25_index(client: TestClient, runtime: Runtime) -> None:
     """With the in-process BM25 index (the default) a search matches keys by their vectors only:
     keys are words and facts of the memory's own text, which BM25 already scores, and a full-text

@@ -124,7 +124,11 @@ def _consolidate_session(
     session_id: str | None,
     counts: dict[str, int],
 ) -> list[uuid.UUID]:
-    episodes = session.scalars(
+    # Locked in id order, as the use-count flush and the forget pass lock, and waited for: a search's
+    # use count holds a row for milliseconds, and skipping locked rows left such episodes out of the
+    # session's consolidation until a later sweep. A concurrent job on the same session waits, then
+    # finds its episodes marked (the lock re-reads the row) and does nothing.
+    locked = session.scalars(
         select(Memory)
         .where(
             *scope_conditions(tenant_id, {**scope, "session_id": session_id}),
@@ -133,9 +137,10 @@ def _consolidate_session(
             Memory.status == "active",
             Memory.consolidated_at.is_(None),
         )
-        .order_by(Memory.seq)
-        .with_for_update(skip_locked=True)
+        .order_by(Memory.id)
+        .with_for_update()
     ).all()
+    episodes = sorted(locked, key=lambda e: e.seq)
     if not episodes:
         return []
     threshold = runtime.settings.near_duplicate_threshold
