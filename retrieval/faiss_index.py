@@ -6,8 +6,8 @@ lags the database can cost recall but never correctness: a deleted, expired, sup
 filtered-out memory cannot come back, and scores and order are always the database's.
 
 Coherence and the per-scope LRU: retrieval/scope_cache.py (the stamp: count of embedded rows,
-max(seq), max(updated_at)). A change that only adds rows adds their vectors to a copy of the index;
-any other change rebuilds it.
+max(seq), max(updated_at)). A change that only adds rows (in seq order or not: a row committed or
+embedded late) adds their vectors to a copy of the index; any other change rebuilds it.
 """
 
 from dataclasses import dataclass
@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session
 from retrieval.candidates import PROPOSED_ROWS, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, changed_since, scope_sql, scope_stamp
+from retrieval.scope_cache import (
+    OpenSession,
+    ScopeCache,
+    ScopeKey,
+    Stamp,
+    changed_since,
+    lacking_ids,
+    scope_sql,
+    scope_stamp,
+)
 from retrieval.vector_param import unpack_vectors
 
 HNSW_M = 32
@@ -62,11 +71,14 @@ class _Rows:
     max_updated: datetime | None
 
 
-def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None) -> _Rows:
-    """The scope's embedded rows, or only those added or edited since `after` was built."""
+def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, ids: list[Any] | None = None) -> _Rows:
+    """The scope's embedded rows; only those added or edited since `after` was built; only `ids`."""
     where, params = scope_sql(key, embedded_only=True)
     if after is not None:
         where += f" AND {changed_since(after.max_seq, after.max_updated)}"
+    if ids is not None:
+        where += " AND id = ANY(:ids)"
+        params["ids"] = ids
     rows = session.execute(
         text(f"SELECT id, seq, updated_at, vector_send(embedding) FROM memories WHERE {where} ORDER BY seq"), params
     ).all()
@@ -74,6 +86,25 @@ def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None) 
         return _Rows([], [], np.zeros((0, 0), dtype=np.float32), None)
     vectors = unpack_vectors([bytes(r[3]) for r in rows])
     return _Rows([r[0] for r in rows], [r[1] for r in rows], vectors, max(r[2] for r in rows))
+
+
+def _new_vectors(session: Session, key: ScopeKey, previous: _Built, count: int) -> _Rows | None:
+    """The embedded rows added since `previous` was built, or None when more than appends happened
+    (an edit, a delete: the scope is rebuilt). Rows embedded or committed out of seq order are
+    looked for among the scope's recent ids (scope_cache.lacking_ids) when the count says some are
+    missing."""
+    new = _load_vectors(session, key, after=previous)
+    if len(previous.ids) + len(new.ids) == count and all(seq > previous.max_seq for seq in new.seqs):
+        return new
+    known = set(previous.ids)
+    if any(memory_id in known for memory_id in new.ids):
+        return None
+    where, params = scope_sql(key, embedded_only=True)
+    lacking = lacking_ids(session, where, params, known, len(previous.ids))
+    if lacking is None:
+        return None
+    new = _load_vectors(session, key, ids=lacking)
+    return new if len(new.ids) == len(lacking) else None
 
 
 class FaissIndexes:
@@ -153,16 +184,17 @@ class FaissIndexes:
         common write-then-search step: reloading a 10k scope took ~110 ms); else build anew. A copy,
         because queries may be searching `previous` meanwhile."""
         if previous is not None and previous.index is not None:
-            new = _load_vectors(session, key, after=previous)
-            appended_only = all(seq > previous.max_seq for seq in new.seqs)
-            same_kind = isinstance(previous.index, faiss.IndexHNSWFlat) or (
-                len(previous.ids) + len(new.ids) < self._hnsw_threshold
+            new = _new_vectors(session, key, previous, stamp[0])
+            same_kind = new is not None and (
+                isinstance(previous.index, faiss.IndexHNSWFlat)
+                or len(previous.ids) + len(new.ids) < self._hnsw_threshold
             )
-            if new.ids and appended_only and same_kind and len(previous.ids) + len(new.ids) == stamp[0]:
+            if new is not None and new.ids and same_kind:
                 index = faiss.clone_index(previous.index)
                 index.add(new.vectors)
                 edited = [t for t in (previous.max_updated, new.max_updated) if t is not None]
-                return _Built(index, previous.ids + new.ids, max(new.seqs), max(edited, default=None))
+                max_seq = max(previous.max_seq, *new.seqs)
+                return _Built(index, previous.ids + new.ids, max_seq, max(edited, default=None))
         rows = _load_vectors(session, key)
         return self._build(rows)
 

@@ -11,8 +11,9 @@ process and scores two views of every memory with Okapi BM25:
 
 Like the FAISS index it only proposes ids and scores: the caller's SQL applies every filter, so a
 lagging index can cost recall, never correctness. Memories arrive by appending to the statistics
-(new rows have higher `seq`); an edit, soft or hard delete changes the scope's stamp in a way
-appends cannot explain and the scope is rebuilt.
+(new rows have higher `seq`, or committed late below it: scope_cache.lacking_ids); an
+edit, soft or hard delete changes the scope's stamp in a way appends cannot explain and the scope
+is rebuilt.
 
 Queries read a published snapshot (`_Derived`) and take no lock of the lexicon: a refresh appends
 and builds the next snapshot beside it, scores a large scope's common terms into it, then swaps it
@@ -35,7 +36,16 @@ from sqlalchemy.orm import Session
 
 from memory_types.content import indexed_text
 from retrieval.query import SearchQuery
-from retrieval.scope_cache import OpenSession, ScopeCache, ScopeKey, Stamp, changed_since, scope_sql, scope_stamp
+from retrieval.scope_cache import (
+    OpenSession,
+    ScopeCache,
+    ScopeKey,
+    Stamp,
+    changed_since,
+    lacking_ids,
+    scope_sql,
+    scope_stamp,
+)
 from retrieval.tokens import name_words, tokenize
 
 K1 = 1.2
@@ -290,8 +300,9 @@ class _Column:
 
 @dataclass
 class ScopeLexicon:
-    """BM25 statistics of one scope. Rows are appended in seq order by the scope's refresh (one at a
-    time); `prepare` turns them into the snapshot that queries read."""
+    """BM25 statistics of one scope. Rows are appended by the scope's refresh in the order it finds
+    them (seq order, but for writes that commit late); `prepare` turns them into the snapshot that
+    queries read."""
 
     window: int
     ids: list[Any] = field(default_factory=list)
@@ -571,12 +582,8 @@ class LexicalIndexes:
         if count > self._max_docs:
             return None
         if previous is not None:
-            since = changed_since(previous.max_seq, previous.max_updated)
-            rows = session.execute(
-                text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params
-            ).all()
-            appended_only = all(row.seq > previous.max_seq for row in rows)
-            if appended_only and len(previous.ids) + len(rows) == count:
+            rows = _new_rows(session, where, params, previous, count)
+            if rows is not None:
                 previous.add(rows)
                 return self._prepared(previous)
         lexicon = ScopeLexicon(self._window)
@@ -587,3 +594,31 @@ class LexicalIndexes:
         large = self._background_rows is not None and len(lexicon.ids) > self._background_rows  # off the request path
         lexicon.prepare(score_ahead=large)
         return lexicon
+
+
+def _new_rows(
+    session: Session, where: str, params: dict[str, Any], previous: ScopeLexicon, count: int
+) -> list[Any] | None:
+    """The rows written since `previous` was refreshed, or None when more than appends happened
+    (an edit, a delete: the scope is rebuilt).
+
+    Usually they are the rows past its seq and time watermarks, as many as the scope's stamp
+    (`count`) has gained. When the numbers disagree, because writes committed after the stamp or
+    late, below the seq already read past, the scope's count and its most recent ids are read
+    together and the rows the lexicon lacks are loaded by id."""
+    since = changed_since(previous.max_seq, previous.max_updated)
+    rows = session.execute(
+        text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params
+    ).all()
+    if any(row.id in previous.position for row in rows):
+        return None
+    if len(previous.ids) + len(rows) == count:
+        return rows
+    lacking = lacking_ids(session, where, params, previous.position, len(previous.ids))
+    if lacking is None:
+        return None
+    rows = session.execute(
+        text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND id = ANY(:lacking) ORDER BY seq"),
+        {**params, "lacking": lacking},
+    ).all()
+    return rows if len(rows) == len(lacking) else None

@@ -12,8 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
 
+from app.api.schemas import MemoryCreate
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
+from app.services.memory_store import create_memories
 from app.services.tenants import authenticate
 from app.vector_changes import is_vector_write, notify_vector_changes
 from benchmarks.corpus import conversation_texts, queries
@@ -164,6 +166,47 @@ def test_writes_are_added_to_the_index_without_reloading_the_scope(
     finally:
         event.remove(runtime.engine, "before_cursor_execute", record)
     assert len(loads) == 3 and all("seq >" in statement for statement in loads)
+
+
+def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
+    runtime: Runtime, client: TestClient, flat: FaissIndexes
+) -> None:
+    """A memory stored pending and embedded after a later one was indexed has a seq below the
+    index's: it is found among the scope's recent ids and added, not by reloading every vector."""
+    _load(client, 20)
+    tenant_id = _tenant(runtime, client)
+    item = MemoryCreate(content="Zara keeps her passport in the blue folder.", user_id="u")
+    with confined_session(runtime.sessions, tenant_id) as session:
+        [pending_id] = create_memories(session, tenant_id, [item], runtime.embedder, "test", embed=False)
+        session.commit()
+    assert (
+        client.post("/v1/memories", json={"content": "Omar waters the ferns on Sundays.", "user_id": "u"}).status_code
+        == 201
+    )
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+    loads: list[str] = []
+
+    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if "vector_send(embedding)" in statement:
+            loads.append(statement)
+
+    with confined_session(runtime.sessions, tenant_id) as session:
+        vector = runtime.embedder.embed([item.content])[0]
+        session.execute(
+            text("UPDATE memories SET embedding = CAST(:v AS vector) WHERE id = :id"),
+            {"v": "[" + ",".join(map(str, vector.tolist())) + "]", "id": pending_id},
+        )
+        session.commit()
+    flat.changed()
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        question = "where is Zara's passport"
+        found = _faiss_ids(runtime, flat, tenant_id, question, 10)
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+    assert found[0] == str(pending_id)
+    assert found == _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
+    assert [("seq >" in s, "= ANY(" in s) for s in loads] == [(True, False), (False, True)]
 
 
 def test_faiss_results_respect_type_metadata_and_status_filters(client: TestClient, flat: FaissIndexes) -> None:

@@ -13,8 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 from fastapi.testclient import TestClient
 
+from app.api.schemas import MemoryCreate
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
+from app.services.memory_store import create_memories
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
 from retrieval.lexical_index import (
@@ -115,6 +117,29 @@ def test_appends_equal_a_rebuild_and_edits_rebuild(runtime: Runtime, client: Tes
     indexes.changed()
     edited = _scores(runtime, indexes, tenant_id, "bassoon")
     assert edited.views["content"][edited.ids.index(type(edited.ids[0])(more[0]))] > 0
+
+
+def test_a_write_that_commits_late_is_appended_not_rebuilt(runtime: Runtime, client: TestClient) -> None:
+    """A write that takes its seq before another but commits after it is missed by the refresh's
+    seq watermark; the index finds it among the scope's recent ids instead of rebuilding."""
+    tenant_id = _tenant(runtime, client)
+    indexes = LexicalIndexes(0, 10_000, 4, 600)
+    _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?")])
+    first = _scores(runtime, indexes, tenant_id, "oboe")
+    item = MemoryCreate(content="Ana tunes her harpsichord", user_id="u")
+    with confined_session(runtime.sessions, tenant_id) as late:
+        [late_id] = create_memories(late, tenant_id, [item], runtime.embedder, "test")  # seq taken, not committed
+        _messages(client, "s1", [("Ben", "Do you still play the oboe?")])  # a later seq, committed first
+        indexes.changed()
+        assert len(_scores(runtime, indexes, tenant_id, "oboe").ids) == len(first.ids) + 1
+        late.commit()
+    lexicon = indexes._cache._entries[(tenant_id, "u")].built
+    indexes.changed()
+    found = _scores(runtime, indexes, tenant_id, "harpsichord")
+    assert indexes._cache._entries[(tenant_id, "u")].built is lexicon  # appended to, not built anew
+    assert found.top("content", 5) == [late_id]
+    fresh = _scores(runtime, LexicalIndexes(0, 10_000, 4, 600), tenant_id, "harpsichord")
+    assert sorted(map(str, found.ids)) == sorted(map(str, fresh.ids))
 
 
 def test_search_never_returns_what_the_filter_excludes(runtime: Runtime, client: TestClient) -> None:
