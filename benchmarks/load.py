@@ -29,6 +29,7 @@ class LoadOutcome:
     """What the load generator hands back across the process boundary (picklable)."""
 
     latencies_ms: list[float] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # "write" or "search", one per latency
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)  # "503 timeout", "ReadTimeout", ...
     acknowledged: dict[str, str] = field(default_factory=dict)  # id -> content written
@@ -66,6 +67,7 @@ async def _drive(url: str, key: str, clients: int, seconds: float) -> LoadOutcom
                     _count(outcome.error_kinds, type(exc).__name__)
                     continue
                 outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
+                outcome.kinds.append("write" if write else "search")
                 if response.status_code >= 400:
                     outcome.errors += 1
                     _count(outcome.error_kinds, f"{response.status_code} {_error_code(response)}")
@@ -93,6 +95,14 @@ def _load_generator(url: str, key: str, clients: int, seconds: float) -> LoadOut
     return asyncio.run(_drive(url, key, clients, seconds))
 
 
+def _by_kind(outcome: LoadOutcome) -> dict[str, dict[str, float]]:
+    """Latency of writes and of searches apart: they queue for different things (the model, the pool)."""
+    by_kind: dict[str, list[float]] = {}
+    for kind, latency in zip(outcome.kinds, outcome.latencies_ms, strict=True):
+        by_kind.setdefault(kind, []).append(latency)
+    return {kind: {"requests": len(values), **latency_summary(values)} for kind, values in sorted(by_kind.items())}
+
+
 def _lost_writes(client: httpx.Client, acknowledged: dict[str, str]) -> int:
     """Acknowledged writes that cannot be read back with the content that was sent."""
     lost = 0
@@ -118,6 +128,7 @@ def run(clients: int, seconds: float) -> dict[str, object]:
         "requests": len(outcome.latencies_ms),
         "throughput": round(len(outcome.latencies_ms) / outcome.elapsed_s, 1),
         **latency_summary(outcome.latencies_ms or [0.0]),
+        "by_kind": _by_kind(outcome),
         "errors": outcome.errors,
         "error_kinds": outcome.error_kinds,
         "acknowledged": len(outcome.acknowledged),
