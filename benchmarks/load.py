@@ -96,7 +96,7 @@ def _load_generator(url: str, key: str, clients: int, seconds: float) -> LoadOut
 
 
 def _by_kind(outcome: LoadOutcome) -> dict[str, dict[str, float]]:
-    """Latency of writes and of searches apart: they queue for different things (the model, the pool)."""
+    """Latency of writes and of searches apart, to tell whether one kind waits longer than the other."""
     by_kind: dict[str, list[float]] = {}
     for kind, latency in zip(outcome.kinds, outcome.latencies_ms, strict=True):
         by_kind.setdefault(kind, []).append(latency)
