@@ -92,9 +92,9 @@ def start_embedding_worker(runtime: Runtime) -> EmbeddingWorker:
     return worker
 
 
-def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
-    engine = open_database(settings)
-    embedder = embedder or Embedder(
+def embedder_from(settings: Settings) -> Embedder:
+    """The embedder the service runs with these settings (the ingest benchmark times it raw too)."""
+    return Embedder(
         settings.embedding_model,
         settings.embedding_device,
         settings.embedding_batch_size,
@@ -102,6 +102,11 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
         settings.embedding_backend,
         settings.embedding_onnx_max_batch,
     )
+
+
+def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
+    engine = open_database(settings)
+    embedder = embedder or embedder_from(settings)
     width = vector_width(engine)
     if width != embedder.dim:
         engine.dispose()

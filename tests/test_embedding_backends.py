@@ -114,8 +114,8 @@ def test_onnx_is_refused_when_it_disagrees_with_the_reference(onnx_model: OnnxMi
 
 
 def test_service_embedder_agrees_with_torch_on_queries_and_bulk(runtime: Runtime, torch_model) -> None:  # type: ignore[no-untyped-def]
-    """The default settings pass the start-up check (auto: ONNX for small batches); both paths match torch."""
-    assert runtime.settings.embedding_backend == "auto" and runtime.embedder.backend == "auto"
+    """The default settings pass the start-up check (ONNX for every batch); both paths match torch."""
+    assert runtime.settings.embedding_backend == "onnx-int8" and runtime.embedder.backend == "onnx-int8"
     reference = torch_model.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
     single = np.vstack([runtime.embedder.embed([s]) for s in SENTENCES[:10]])
     bulk = runtime.embedder.embed(SENTENCES)
