@@ -96,6 +96,36 @@ def test_onnx_backend_matches_torch_within_0999(torch_model: SentenceTransformer
     assert np.sum(raw * reference[long], axis=1).min() >= 0.999
 
 
+# Short exclamatory replies of 12+ tokens: where int8 agrees least with torch in real conversation
+# (app/onnx_encoder.py: 2.6 % of LoCoMo's turns of 12+ tokens fall below 0.999, none below 0.997).
+CHIT_CHAT = [
+    "Aww, thanks so much! That means a lot to me, truly!",
+    "Haha, no way! That's hilarious, you have to tell me more!",
+    "Good luck tomorrow! You've totally got this, I just know it!",
+    "Wow, congrats!! So happy for you, you really deserve it!",
+    "Oh no, sorry to hear that! Hope things get better soon.",
+    "Sounds like a blast! Have fun and take lots of pics!",
+    "Yay! Can't wait to see you there, it'll be so much fun!",
+    "Thanks, you too! Talk to you soon, take care of yourself!",
+    "Totally agree! It's been a crazy week, hasn't it? Ugh.",
+    "Hey! Long time no see! How have you been lately?",
+    "That's awesome news! Keep me posted on how it goes, okay?",
+    "Ha, yes! Exactly what I was thinking. Great minds, right?",
+]
+
+
+def test_int8_on_chit_chat_stays_within_the_documented_floor(
+    torch_model: SentenceTransformer, onnx_model: OnnxMiniLM
+) -> None:
+    """The weaker guarantee docs/performance.md states for real turns: 0.997 at worst. These are the
+    hard cases (on this machine 0.9985-0.9994, mean 0.9990), so the mean is held to 0.9985 only."""
+    long = onnx_model.token_counts(CHIT_CHAT) >= MIN_TOKENS
+    assert long.all()
+    reference = torch_model.encode(CHIT_CHAT, normalize_embeddings=True, convert_to_numpy=True)
+    cosines = np.sum(onnx_model.encode(CHIT_CHAT) * reference, axis=1)
+    assert cosines.mean() >= 0.9985 and cosines.min() >= 0.997, cosines.round(5).tolist()
+
+
 def test_chunking_by_length_keeps_input_order(onnx_model: OnnxMiniLM) -> None:
     together = onnx_model.encode(SENTENCES, batch_size=4)
     alone = np.vstack([onnx_model.encode([s]) for s in SENTENCES[:8]])
