@@ -146,9 +146,12 @@ def test_cli_commands_share_one_embedded_server(service_launcher: ServiceLaunche
 
 
 def test_embedded_server_runs_with_the_configured_shared_buffers(runtime: Runtime) -> None:
-    """Postgres' 128MB default would be in force unless the first start set it and restarted."""
+    """Postgres' 128MB default would be in force unless the first start set it and restarted; the
+    other settings the first start makes are in force too."""
     assert runtime.settings.embedded_shared_buffers != "128MB"
     with runtime.engine.connect() as conn:
         assert conn.execute(text("SHOW shared_buffers")).scalar() == runtime.settings.embedded_shared_buffers
+        assert conn.execute(text("SHOW maintenance_work_mem")).scalar() == "1GB"
+        assert conn.execute(text("SHOW autovacuum_naptime")).scalar() == "10s"
     with pytest.raises(ValidationError):  # the value is written into ALTER SYSTEM: only a size passes
         Settings(embedded_shared_buffers="1GB'; SELECT 1; --")

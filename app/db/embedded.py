@@ -44,6 +44,9 @@ def _configure(server: Any, shared_buffers: str) -> bool:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
             # HNSW builds are far faster when the graph fits in maintenance memory.
             conn.execute("ALTER SYSTEM SET maintenance_work_mem = '1GB'")
+            # A laptop's first bulk import is searched at once: with the default 1 min the planner can
+            # still see an empty table (searches of a fresh 10k scope at p50 19 ms instead of 9).
+            conn.execute("ALTER SYSTEM SET autovacuum_naptime = '10s'")
             conn.execute("SELECT pg_reload_conf()")
             log.info("created embedded database", extra={"pgdata": str(server.pgdata)})
         row = conn.execute(
