@@ -42,10 +42,9 @@ class _LazyEmbedder:
 
     def __call__(self, texts: list[str]) -> "np.ndarray":
         if self.embedder is None:
-            from app.embedder import Embedder
+            from app.runtime import embedder_from
 
-            s = self.settings
-            self.embedder = Embedder(s.embedding_model, s.embedding_device, s.embedding_batch_size, backend="torch")
+            self.embedder = embedder_from(self.settings)  # the service's encoder: its vectors match what it stores
         return self.embedder.embed(texts)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from app.portability_cli import _LazyEmbedder
 from app.runtime import Runtime
 from app.services.export_format import COLUMNS
 from app.services.tenants import create_tenant_with_key
@@ -260,6 +262,15 @@ def test_cli_round_trip(seeded: Seeded, runtime: Runtime, tmp_path: Path) -> Non
     assert _state(runtime, seeded.tenant.id, "ann") == seeded.state
     again = loci("import", str(out), "--tenant", seeded.tenant.name, ok=False)
     assert again.returncode == 1 and "nothing was imported" in again.stderr
+
+
+def test_cli_import_re_embeds_with_the_services_encoder(runtime: Runtime) -> None:
+    """`loci import` of another model's file embeds as the service would (same backend, same vectors)."""
+    texts = ["Ann moved to Lisbon in the spring of 2023 and loves the trams there."]
+    with closing(_LazyEmbedder(runtime.settings)) as lazy:
+        vectors = lazy(texts)
+        assert lazy.embedder is not None and lazy.embedder.backend == runtime.embedder.backend
+    np.testing.assert_allclose(vectors, runtime.embedder.embed(texts), atol=1e-5)
 
 
 @pytest.fixture()
