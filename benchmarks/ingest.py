@@ -4,7 +4,7 @@ Service time runs from the first POST until the worker has embedded everything (
 so deferred embedding is counted. The raw rate is measured before and after the service run and
 averaged, because other load on a 2-core machine moves both. `ratio` is against sentence-
 transformers' `model.encode` (torch); `encoder_ratio` against the encoder the service itself runs
-with the same settings (the int8 ONNX one where the backend chooses it), which tells the service's
+with the same settings (the ONNX export by default), which tells the service's
 own overhead apart from the speed of its encoder.
 """
 
