@@ -1,10 +1,13 @@
 """The ONNX backend against the torch model (real models on both sides), and the query cache."""
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from app.embedder import MIN_AGREEMENT, _onnx_encoder
+from app.embedder import MIN_AGREEMENT, Embedder, _onnx_encoder
 from app.onnx_encoder import PROBE_TEXTS, OnnxEncoder, export_onnx
 from app.query_cache import QueryEmbeddings
 from app.runtime import Runtime
@@ -151,6 +154,26 @@ def test_service_embedder_agrees_with_torch_on_queries_and_bulk(runtime: Runtime
     bulk = runtime.embedder.embed(SENTENCES)
     assert np.sum(single * reference[:10], axis=1).min() >= 0.999
     assert np.sum(bulk * reference, axis=1).min() >= 0.999
+
+
+def _live_torch_models() -> int:
+    gc.collect()
+    with warnings.catch_warnings():  # isinstance on every live object touches torch's deprecated aliases
+        warnings.simplefilter("ignore")
+        return sum(isinstance(o, SentenceTransformer) for o in gc.get_objects())
+
+
+@pytest.mark.parametrize(("backend", "torch_models_kept"), [("onnx", 0), ("torch", 1)])
+def test_only_the_encoder_in_use_stays_in_memory(backend: str, torch_models_kept: int) -> None:
+    """With ONNX in charge the torch weights (~90 MB) are released once the start-up check is done."""
+    before = _live_torch_models()
+    embedder = Embedder(backend=backend)
+    try:
+        assert embedder.backend == backend
+        assert _live_torch_models() - before == torch_models_kept
+        assert embedder.embed(["still encodes"]).shape == (1, embedder.dim)
+    finally:
+        embedder.close()
 
 
 def test_query_cache_returns_the_same_vector_and_evicts_least_recent(runtime: Runtime) -> None:
