@@ -183,8 +183,11 @@ class ScopeCache(Generic[Built]):
                     self._submit(key, entry, generation)
                     return entry.built
         with entry.lock:
-            if entry.generation == generation and not self._due(entry):
-                return entry.built  # another query checked it while this one waited
+            # A check made while this query waited covers it if it began at this query's
+            # generation or a later one: under a steady stream of writes the generation has moved
+            # on by then, and checking again would queue every search behind one more stamp.
+            if entry.generation >= generation and not self._due(entry):
+                return entry.built
             stamp = self._stamp(session, key)
             entry.rows = stamp[0]
             if self._rechecks is not None and entry.rows > self._background_rows:  # first build, or grew past it
