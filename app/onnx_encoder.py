@@ -14,7 +14,6 @@ and agreed only to 0.997 on some real turns (docs/performance.md, "Ingest").
 import io
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -77,15 +76,16 @@ def export_onnx(transformer: torch.nn.Module) -> bytes:
 class OnnxEncoder:
     """Encodes texts with an exported transformer into L2-normalised float32 mean-pooled vectors."""
 
-    def __init__(self, graph: bytes, tokenizer_file: Path, max_tokens: int, threads: int = 0) -> None:
+    def __init__(self, graph: bytes, tokenizer_json: str, max_tokens: int) -> None:
+        """`tokenizer_json` is the model's fast tokenizer serialised: this encoder sets truncation
+        and padding on its own copy, leaving the torch model's tokenizer as it was."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer = Tokenizer.from_str(tokenizer_json)
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in each chunk
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning threads burn the cores Postgres and the other requests need: on 2 busy cores a
         # single query took 14-20 ms p50 with spinning and 4-8 ms without (docs/performance.md).

