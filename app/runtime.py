@@ -27,6 +27,7 @@ from app.settings import Settings
 from app.vector_changes import notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
 from retrieval.lexical_index import LexicalIndexes
+from retrieval.term_expansion import ExpansionParams, WordVectors
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,12 @@ def _start_performance_parts(runtime: Runtime) -> None:
             s.lexical_recheck_seconds,
             open_session,
             s.index_background_rows,
+            vocabulary=WordVectors(runtime.embedder.embed, runtime.embedder.dim, s.expansion_max_words)
+            if s.expansion_weight > 0
+            else None,
+            expansion=ExpansionParams(
+                s.expansion_weight, s.expansion_min_cosine, s.expansion_per_word, s.expansion_max_terms
+            ),
         )
         notify_vector_changes(runtime.engine, runtime.lexical_index.changed)
     if s.dense_backend == "faiss":

@@ -143,6 +143,18 @@ class Settings(BaseSettings):
     )
     key_weight: float = Field(default=0.2, ge=0, description="Weight of matches on consolidation keys.")
     context_window: int = Field(default=2, ge=0, le=10, description="Neighbouring turns each side in the context view.")
+    expansion_weight: float = Field(
+        default=0.3,
+        ge=0,
+        description="BM25 weight, times their cosine, of the indexed words nearest a query's words (bm25 backend; "
+        "retrieval/term_expansion.py); 0 = no expansion and no vocabulary.",
+    )
+    expansion_min_cosine: float = Field(default=0.5, ge=-1, le=1, description="Closest a word must be to expand to it.")
+    expansion_per_word: int = Field(default=8, ge=1, description="Expansions per query word, at most.")
+    expansion_max_terms: int = Field(default=16, ge=1, description="Expansions per query, at most (the closest).")
+    expansion_max_words: int = Field(
+        default=100_000, ge=0, description="Vocabulary the process learns for expansion (1.5 KB a word)."
+    )
     lexical_max_docs: int = Field(
         default=2_000_000,
         ge=1,

@@ -46,6 +46,7 @@ from retrieval.scope_cache import (
     scope_sql,
     scope_stamp,
 )
+from retrieval.term_expansion import ExpansionParams, WordVectors
 from retrieval.tokens import name_words, tokenize
 
 K1 = 1.2
@@ -90,8 +91,9 @@ class _Derived:
     agents: np.ndarray
     sessions: np.ndarray
 
-    def scores(self, query_text: str) -> dict[str, np.ndarray]:
-        """Every view's score of every memory for the query, in index order.
+    def scores(self, query_text: str, expansions: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Every view's score of every memory for the query, in index order; `expansions` are more
+        terms with their weights (retrieval/term_expansion.py), a query term's being 1.
 
         Only the memories that contain a term (or whose window does) get a term's score: the
         others' BM25 for it is exactly 0, so a term costs O(its postings) rather than O(scope).
@@ -102,12 +104,13 @@ class _Derived:
             if word in self.by_speaker_word:
                 speaker[self.by_speaker_word[word]] = 1.0
         content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
-        for term in tokenize(query_text):
+        weighted = [(term, 1.0) for term in tokenize(query_text)] + list((expansions or {}).items())
+        for term, weight in weighted:
             views = self.term_views(term)
             if views is not None:
                 # Positions are unique within a term: add.at is the plain sum, and faster than += here.
-                np.add.at(content, views.content_at, views.content)
-                np.add.at(context, views.context_at, views.context)
+                np.add.at(content, views.content_at, views.content if weight == 1.0 else weight * views.content)
+                np.add.at(context, views.context_at, views.context if weight == 1.0 else weight * views.context)
         return {"content": content, "context": context, "speaker": speaker}
 
     def term_views(self, term: str) -> "_TermViews | None":
@@ -527,7 +530,8 @@ _COLUMNS = "id, seq, type, agent_id, session_id, event_at, updated_at, content, 
 
 
 class LexicalIndexes:
-    """The per-scope BM25 indexes of one process; scopes over `max_docs` memories are not indexed."""
+    """The per-scope BM25 indexes of one process; scopes over `max_docs` memories are not indexed.
+    With `vocabulary`, the words of every memory read are learned and queries are expanded with them."""
 
     def __init__(
         self,
@@ -537,8 +541,12 @@ class LexicalIndexes:
         recheck_seconds: float,
         open_session: OpenSession | None = None,
         background_rows: int = 100_000,
+        vocabulary: WordVectors | None = None,
+        expansion: ExpansionParams | None = None,
     ) -> None:
         self._window = window
+        self._vocabulary = vocabulary
+        self._expansion = expansion or ExpansionParams()
         self._max_docs = max_docs
         self._background_rows = background_rows if open_session is not None else None
         self._cache: ScopeCache[ScopeLexicon] = ScopeCache(
@@ -559,8 +567,13 @@ class LexicalIndexes:
 
     @property
     def busy(self) -> bool:
-        """A scope's index is being built or checked in the background (benchmarks wait for it)."""
-        return self._cache.busy
+        """A scope's index is being built or checked, or its words learned, in the background
+        (benchmarks wait for it)."""
+        return self._cache.busy or self.pending_words > 0
+
+    @property
+    def pending_words(self) -> int:
+        return self._vocabulary.pending if self._vocabulary is not None else 0
 
     def close(self) -> None:
         self._cache.close()
@@ -572,7 +585,13 @@ class LexicalIndexes:
         if lexicon is None:
             return None
         derived = lexicon.published  # a refresh running meanwhile swaps in a new one when it is whole
-        return LexicalScores(derived.ids, derived.scores(query.text), derived.allowed(query), derived.position)
+        expansions = None
+        if self._vocabulary is not None and self._expansion.weight > 0:
+            words = self._vocabulary.query_words(query.text)
+            expansions = self._vocabulary.expansions(words, derived.postings, self._expansion)
+        return LexicalScores(
+            derived.ids, derived.scores(query.text, expansions), derived.allowed(query), derived.position
+        )
 
     def _refresh(
         self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp
@@ -585,10 +604,17 @@ class LexicalIndexes:
             rows = _new_rows(session, where, params, previous, count)
             if rows is not None:
                 previous.add(rows)
+                self._learn(rows)
                 return self._prepared(previous)
         lexicon = ScopeLexicon(self._window)
-        lexicon.add(session.execute(text(f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY seq"), params).all())
+        rows = session.execute(text(f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY seq"), params).all()
+        lexicon.add(rows)
+        self._learn(rows)
         return self._prepared(lexicon)
+
+    def _learn(self, rows: list[Any]) -> None:
+        if self._vocabulary is not None and self._expansion.weight > 0:
+            self._vocabulary.read([indexed_text(row.content, row.attributes) for row in rows])
 
     def _prepared(self, lexicon: ScopeLexicon) -> ScopeLexicon:
         large = self._background_rows is not None and len(lexicon.ids) > self._background_rows  # off the request path

@@ -24,13 +24,13 @@ _stemmer = PorterStemmer()
 
 
 @lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     return _stemmer.stem(word)
 
 
 def tokenize(text: str) -> list[str]:
     """Lowercase, split on non-alphanumerics, drop stop words, stem."""
-    return [_stem(w) for w in WORD_PATTERN.findall(text.lower()) if w not in STOP_WORDS]
+    return [stem(w) for w in WORD_PATTERN.findall(text.lower()) if w not in STOP_WORDS]
 
 
 def name_words(text: object) -> frozenset[str]:

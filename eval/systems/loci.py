@@ -72,6 +72,7 @@ class LociSystem:
             # The background work the service does on idle sessions, asked for and awaited so every
             # question sees the consolidated scope.
             self._client.wait_for_job(self._client.consolidate(user_id=self._user_id))
+        self._wait_until_vocabulary_learned()
 
     def _wait_until_embedded(self, timeout: float = 600.0) -> None:
         """Large batches are embedded in the background; dense search and consolidation need them done."""
@@ -79,6 +80,17 @@ class LociSystem:
         while self._client.stats(user_id=self._user_id).pending_embeddings:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"embeddings still pending after {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def _wait_until_vocabulary_learned(self, timeout: float = 600.0) -> None:
+        """The first search builds the scope's lexical index, whose words the service then learns in
+        the background for query expansion; every question is asked once they are, so a run does not
+        depend on how fast its first questions came."""
+        self._client.search("warm-up", user_id=self._user_id, k=1)
+        deadline = time.monotonic() + timeout
+        while self._client.stats(user_id=self._user_id).pending_words:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"query-expansion words still pending after {timeout:.0f} s")
             time.sleep(0.2)
 
     def search(self, query: str, k: int) -> list[str]:

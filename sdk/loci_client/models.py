@@ -142,3 +142,4 @@ class Stats(_Response):
 
     memories: int
     pending_embeddings: int
+    pending_words: int = 0  # words the server still learns for query expansion; 0 once searches expand fully

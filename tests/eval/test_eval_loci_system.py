@@ -11,7 +11,7 @@ from eval.units import Unit
 
 
 class RecordingClient:
-    """Stands in for MemoryClient's two calls; ids are handed out in input order like the server's."""
+    """Stands in for the MemoryClient calls the adapter makes; ids are handed out in input order like the server's."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -24,7 +24,9 @@ class RecordingClient:
         return [f"m{first + i}" for i in range(len(messages))]
 
     def stats(self, *, user_id: str | None = None) -> Any:
-        return SimpleNamespace(memories=sum(len(c["messages"]) for c in self.calls), pending_embeddings=0)
+        return SimpleNamespace(
+            memories=sum(len(c["messages"]) for c in self.calls), pending_embeddings=0, pending_words=0
+        )
 
     def search(self, query: str, *, user_id: str, k: int, types: list[str] | None = None) -> Any:
         self.searched_user = user_id
