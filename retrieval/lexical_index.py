@@ -531,7 +531,8 @@ _COLUMNS = "id, seq, type, agent_id, session_id, event_at, updated_at, content, 
 
 class LexicalIndexes:
     """The per-scope BM25 indexes of one process; scopes over `max_docs` memories are not indexed.
-    With `vocabulary`, the words of every memory read are learned and queries are expanded with them."""
+    With `vocabulary` (and an expansion weight above 0), the words of every memory read are learned
+    and queries are expanded with them."""
 
     def __init__(
         self,
@@ -545,8 +546,8 @@ class LexicalIndexes:
         expansion: ExpansionParams | None = None,
     ) -> None:
         self._window = window
-        self._vocabulary = vocabulary
         self._expansion = expansion or ExpansionParams()
+        self._vocabulary = vocabulary if self._expansion.weight > 0 else None
         self._max_docs = max_docs
         self._background_rows = background_rows if open_session is not None else None
         self._cache: ScopeCache[ScopeLexicon] = ScopeCache(
@@ -586,7 +587,7 @@ class LexicalIndexes:
             return None
         derived = lexicon.published  # a refresh running meanwhile swaps in a new one when it is whole
         expansions = None
-        if self._vocabulary is not None and self._expansion.weight > 0:
+        if self._vocabulary is not None:
             words = self._vocabulary.query_words(query.text)
             expansions = self._vocabulary.expansions(words, derived.postings, self._expansion)
         return LexicalScores(
@@ -613,7 +614,7 @@ class LexicalIndexes:
         return self._prepared(lexicon)
 
     def _learn(self, rows: list[Any]) -> None:
-        if self._vocabulary is not None and self._expansion.weight > 0:
+        if self._vocabulary is not None:
             self._vocabulary.read([indexed_text(row.content, row.attributes) for row in rows])
 
     def _prepared(self, lexicon: ScopeLexicon) -> ScopeLexicon:
