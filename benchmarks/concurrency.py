@@ -1,7 +1,8 @@
 """Search throughput and p95 with 1, 8 and 32 concurrent HTTP clients on one loaded scope.
 
-The clients run in a child process (asyncio + httpx), so they do not share the server's GIL; on a
-2-core machine they still share its CPUs, as a co-located agent would.
+The clients run in a child process (asyncio, a kept-alive connection each: benchmarks/http_client.py),
+so they do not share the server's GIL; on a 2-core machine they still share its CPUs, as a
+co-located agent would.
 """
 
 import asyncio
@@ -9,27 +10,28 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import httpx
-
 from app.local_server import throwaway_runtime
 from benchmarks.common import SERVICE, USER, analyze, client_for, grow_to, latency_summary
 from benchmarks.corpus import distinct_queries
+from benchmarks.http_client import KeptAliveConnection
 
 
 async def _clients(url: str, key: str, shares: list[list[str]]) -> list[float]:
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=len(shares))
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600, limits=limits) as client:
 
-        async def one_client(questions: list[str]) -> None:
-            for question in questions:
-                started = time.perf_counter()
-                response = await client.post("/v1/search", json={"query": question, "user_id": USER, "k": 10})
-                response.raise_for_status()
-                latencies.append((time.perf_counter() - started) * 1000)
+    async def one_client(questions: list[str]) -> None:
+        connection = KeptAliveConnection(url, key, timeout_s=600)
+        for question in questions:
+            started = time.perf_counter()
+            status, answer = await connection.request(
+                "POST", "/v1/search", {"query": question, "user_id": USER, "k": 10}
+            )
+            if status != 200:
+                raise RuntimeError(f"search answered {status}: {answer}")
+            latencies.append((time.perf_counter() - started) * 1000)
+        await connection.close()
 
-        await asyncio.gather(*(one_client(share) for share in shares))
+    await asyncio.gather(*(one_client(share) for share in shares))
     return latencies
 
 

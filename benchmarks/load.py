@@ -1,9 +1,10 @@
 """Sustained mixed load: N concurrent clients writing (~30 %) and searching (~70 %) for a fixed time,
 then every acknowledged write read back, so a lost or corrupted write shows up as a number.
 
-The clients run in a child process (asyncio + httpx) like the concurrency benchmark, so they do not
-share the server's GIL. Everything stays on loopback and is bounded by the client count and the
-duration; each request has a client timeout, so a hung server counts as errors instead of hanging.
+The clients run in a child process (asyncio, one kept-alive connection each: benchmarks/http_client.py)
+like the concurrency benchmark, so they do not share the server's GIL. Everything stays on loopback
+and is bounded by the client count and the duration; each request has a client timeout, so a hung
+server counts as errors instead of hanging.
 """
 
 import asyncio
@@ -12,12 +13,14 @@ import random
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from app.local_server import throwaway_service
 from benchmarks.common import SERVICE, USER, client_for, grow_to, latency_summary
 from benchmarks.corpus import conversation_texts, queries
+from benchmarks.http_client import TRANSPORT_ERRORS, KeptAliveConnection
 
 WRITE_SHARE = 0.3
 REQUEST_TIMEOUT_S = 30.0
@@ -38,45 +41,44 @@ class LoadOutcome:
 
 async def _drive(url: str, key: str, clients: int, seconds: float) -> LoadOutcome:
     outcome = LoadOutcome()
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients)
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
 
-        async def one_client(number: int) -> None:
-            rng = random.Random(number)
-            questions = queries(50, seed=number)
-            texts = conversation_texts(50, seed=1000 + number)
-            sent = 0
-            while time.monotonic() < deadline:
-                sent += 1
-                write = rng.random() < WRITE_SHARE
-                # A per-request suffix keeps every query and content distinct: no cache hits, no dedup.
-                if write:
-                    content = f"{rng.choice(texts)} [client {number} write {sent}]"
-                    body = {"content": content, "user_id": USER, "idempotency_key": f"load-{number}-{sent}"}
-                    request = client.post("/v1/memories", json=body)
-                else:
-                    query = f"{rng.choice(questions)} ({number}.{sent})"
-                    request = client.post("/v1/search", json={"query": query, "user_id": USER, "k": 10})
-                started = time.perf_counter()
-                try:
-                    response = await request
-                except httpx.HTTPError as exc:
-                    outcome.errors += 1
-                    _count(outcome.error_kinds, type(exc).__name__)
-                    continue
-                outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
-                outcome.kinds.append("write" if write else "search")
-                if response.status_code >= 400:
-                    outcome.errors += 1
-                    _count(outcome.error_kinds, f"{response.status_code} {_error_code(response)}")
-                elif write:
-                    outcome.acknowledged[response.json()["ids"][0]] = content
+    async def one_client(number: int) -> None:
+        connection = KeptAliveConnection(url, key, REQUEST_TIMEOUT_S)
+        rng = random.Random(number)
+        questions = queries(50, seed=number)
+        texts = conversation_texts(50, seed=1000 + number)
+        sent = 0
+        while time.monotonic() < deadline:
+            sent += 1
+            write = rng.random() < WRITE_SHARE
+            # A per-request suffix keeps every query and content distinct: no cache hits, no dedup.
+            if write:
+                content = f"{rng.choice(texts)} [client {number} write {sent}]"
+                path = "/v1/memories"
+                body = {"content": content, "user_id": USER, "idempotency_key": f"load-{number}-{sent}"}
+            else:
+                path = "/v1/search"
+                body = {"query": f"{rng.choice(questions)} ({number}.{sent})", "user_id": USER, "k": 10}
+            started = time.perf_counter()
+            try:
+                status, answer = await connection.request("POST", path, body)
+            except TRANSPORT_ERRORS as exc:
+                outcome.errors += 1
+                _count(outcome.error_kinds, type(exc).__name__)
+                continue
+            outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
+            outcome.kinds.append("write" if write else "search")
+            if status >= 400:
+                outcome.errors += 1
+                _count(outcome.error_kinds, f"{status} {_error_code(answer)}")
+            elif write:
+                outcome.acknowledged[answer["ids"][0]] = content
+        await connection.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one_client(n) for n in range(clients)))
-        outcome.elapsed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client(n) for n in range(clients)))
+    outcome.elapsed_s = time.perf_counter() - started
     return outcome
 
 
@@ -84,10 +86,10 @@ def _count(kinds: dict[str, int], kind: str) -> None:
     kinds[kind] = kinds.get(kind, 0) + 1
 
 
-def _error_code(response: httpx.Response) -> str:
+def _error_code(answer: Any) -> str:
     try:
-        return str(response.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
+        return str(answer["error"]["code"])
+    except (KeyError, TypeError):
         return "?"
 
 
