@@ -291,7 +291,7 @@ def add(
 
     from app.api.schemas import MemoryCreate
     from app.db.tenancy import tenant_session
-    from app.services.memory_store import create_memories
+    from app.services.memory_store import create_memories, embed_items
     from app.services.tenants import Principal
 
     try:
@@ -301,9 +301,10 @@ def add(
         raise typer.Exit(2) from None
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
+        vectors = embed_items(runtime.embedder, [item])
         with tenant_session(runtime, Principal.local(tenant_id)) as session:
             [memory_id] = create_memories(
-                session, tenant_id, [item], runtime.embedder, "cli", runtime.settings.near_duplicate_threshold
+                session, tenant_id, [item], vectors, "cli", runtime.settings.near_duplicate_threshold
             )
     finally:
         runtime.close()

@@ -15,7 +15,7 @@ from sqlalchemy import event, text
 from app.api.schemas import MemoryCreate
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
-from app.services.memory_store import create_memories
+from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
 from app.vector_changes import is_vector_write, notify_vector_changes
 from benchmarks.corpus import conversation_texts, queries
@@ -177,7 +177,9 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
     tenant_id = _tenant(runtime, client)
     item = MemoryCreate(content="Zara keeps her passport in the blue folder.", user_id="u")
     with confined_session(runtime.sessions, tenant_id) as session:
-        [pending_id] = create_memories(session, tenant_id, [item], runtime.embedder, "test", embed=False)
+        [pending_id] = create_memories(
+            session, tenant_id, [item], embed_items(runtime.embedder, [item], embed=False), "test"
+        )
         session.commit()
     assert (
         client.post("/v1/memories", json={"content": "Omar waters the ferns on Sundays.", "user_id": "u"}).status_code

@@ -19,7 +19,7 @@ from app.db import migrate
 from app.db.models import Job
 from app.jobs.queue import JobQueue, libpq_url
 from app.runtime import Runtime
-from app.services.memory_store import create_memories, messages_to_memories
+from app.services.memory_store import create_memories, embed_items, messages_to_memories
 from app.services.tenants import get_or_create_tenant
 from memory_types.extraction import extract_facts, keywords
 
@@ -63,7 +63,8 @@ def test_killed_worker_job_is_retried_and_applied_once(runtime: Runtime) -> None
         tenant_id = get_or_create_tenant(session, "crash").id
         for i in range(SESSIONS):
             payload = MessagesCreate(user_id="ann", session_id=f"s{i}", messages=_turns(i))  # type: ignore[arg-type]
-            create_memories(session, tenant_id, messages_to_memories(payload), runtime.embedder, "test")
+            items = messages_to_memories(payload)
+            create_memories(session, tenant_id, items, embed_items(runtime.embedder, items), "test")
         job_id = uuid.uuid4()
         session.add(Job(id=job_id, tenant_id=tenant_id, kind="consolidate", scope={"user_id": "ann"}, status="queued"))
     queue = JobQueue(libpq_url(url), retries=3, sweep_cron="0 0 1 1 *")

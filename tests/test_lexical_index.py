@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from app.api.schemas import MemoryCreate
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
-from app.services.memory_store import create_memories
+from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
 from retrieval.lexical_index import (
@@ -128,7 +128,9 @@ def test_a_write_that_commits_late_is_appended_not_rebuilt(runtime: Runtime, cli
     first = _scores(runtime, indexes, tenant_id, "oboe")
     item = MemoryCreate(content="Ana tunes her harpsichord", user_id="u")
     with confined_session(runtime.sessions, tenant_id) as late:
-        [late_id] = create_memories(late, tenant_id, [item], runtime.embedder, "test")  # seq taken, not committed
+        [late_id] = create_memories(
+            late, tenant_id, [item], embed_items(runtime.embedder, [item]), "test"
+        )  # seq taken, not committed
         _messages(client, "s1", [("Ben", "Do you still play the oboe?")])  # a later seq, committed first
         indexes.changed()
         assert len(_scores(runtime, indexes, tenant_id, "oboe").ids) == len(first.ids) + 1

@@ -1,9 +1,11 @@
 """Memory routes over HTTP: success and failure cases, idempotency, pagination, history, hard delete."""
 
+import threading
+import time
 import uuid
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.runtime import Runtime
 
@@ -253,3 +255,26 @@ def test_list_filters(client: TestClient) -> None:
     assert [m["session_id"] for m in semantic] == ["a"]
     assert len(client.get("/v1/memories", params={"session_id": "b"}).json()["memories"]) == 1
     assert client.get("/v1/memories", params={"type": "dream"}).status_code == 422
+
+
+def test_a_write_waiting_for_the_model_holds_no_database_connection(client: TestClient, runtime: Runtime) -> None:
+    """A write embeds before its transaction opens (memory_store.ItemVectors): queued behind other
+    texts at the model, it must not hold one of the pool's connections meanwhile."""
+    checkouts: list[float] = []
+
+    def on_checkout(*_: object) -> None:
+        if threading.current_thread().name.startswith("AnyIO worker"):  # the request's thread
+            checkouts.append(time.monotonic())
+
+    assert client.get(f"/v1/memories/{uuid.uuid4()}").status_code == 404  # the key is looked up and cached
+    filler = runtime.embedder.submit([f"Filler sentence number {i}, here to keep the model busy." for i in range(400)])
+    filler_done: list[float] = []
+    filler.add_done_callback(lambda _: filler_done.append(time.monotonic()))
+    event.listen(runtime.engine, "checkout", on_checkout)
+    try:
+        response = client.post("/v1/memories", json={"content": "Queued behind the filler.", "user_id": "u1"})
+    finally:
+        event.remove(runtime.engine, "checkout", on_checkout)
+    assert response.status_code == 201, response.text
+    assert filler_done and checkouts, "the write neither waited for the model nor used the database"
+    assert min(checkouts) > filler_done[0]

@@ -78,15 +78,10 @@ async def _store(runtime: RuntimeDep, principal: Principal, items: list[MemoryCr
     embed = len(items) < runtime.settings.async_embed_batch_min
 
     def work() -> list[uuid.UUID]:
+        vectors = memory_store.embed_items(runtime.embedder, items, embed)  # before the transaction opens
         with tenant_session(runtime, principal) as session:
             return memory_store.create_memories(
-                session,
-                tenant_id,
-                items,
-                runtime.embedder,
-                actor,
-                runtime.settings.near_duplicate_threshold,
-                embed=embed,
+                session, tenant_id, items, vectors, actor, runtime.settings.near_duplicate_threshold
             )
 
     ids = await run_in_threadpool(work)

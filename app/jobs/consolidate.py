@@ -24,7 +24,7 @@ from app.jobs.links import add_links
 from app.jobs.scope import scope_conditions
 from app.llm import LLMClient, LLMError, llm_config
 from app.runtime import Runtime
-from app.services.memory_store import create_memories
+from app.services.memory_store import create_memories, embed_items
 from memory_types import MemoryType
 from memory_types.content import indexed_text
 from memory_types.extraction import Fact, extract_facts, extractive_summary, keywords, split_sentences
@@ -177,7 +177,9 @@ def _consolidate_session(
                 )
                 for fact in facts
             ]
-            fact_ids = create_memories(session, tenant_id, items, runtime.embedder, ACTOR, threshold)
+            fact_ids = create_memories(
+                session, tenant_id, items, embed_items(runtime.embedder, items), ACTOR, threshold
+            )
             fact_links += [(fact_id, episode.id, "derived_from", 1.0) for fact_id in fact_ids]
             created += fact_ids
             counts["facts"] += len(fact_ids)
@@ -243,24 +245,17 @@ def _summarise(
     first = episodes[0]
     when = next((e.event_at for e in episodes if e.event_at), None)
     heading = f"Summary of session {session_id}" + (f" ({when:%d %B %Y})" if when else "")
-    [summary_id] = create_memories(
-        session,
-        tenant_id,
-        [
-            MemoryCreate(
-                type=MemoryType.semantic,
-                content=f"{heading}: " + " ".join(chosen),
-                user_id=first.user_id,
-                agent_id=first.agent_id,
-                session_id=session_id,
-                event_at=when,
-                source="agent",
-                metadata={"kind": SUMMARY_KIND, "episodes": len(episodes)},
-            )
-        ],
-        runtime.embedder,
-        ACTOR,
+    summary = MemoryCreate(
+        type=MemoryType.semantic,
+        content=f"{heading}: " + " ".join(chosen),
+        user_id=first.user_id,
+        agent_id=first.agent_id,
+        session_id=session_id,
+        event_at=when,
+        source="agent",
+        metadata={"kind": SUMMARY_KIND, "episodes": len(episodes)},
     )
+    [summary_id] = create_memories(session, tenant_id, [summary], embed_items(runtime.embedder, [summary]), ACTOR)
     older = session.scalars(
         select(Memory).where(
             Memory.tenant_id == tenant_id,
