@@ -1,4 +1,4 @@
-"""Process-wide state the service relies on: how many cores the model encodes on, and a frozen start-up heap.
+"""Process-wide state the service relies on: the model's cores, numpy's BLAS threads, a frozen start-up heap.
 
 FAISS's OpenMP calls bind to torch's OpenMP runtime when torch is loaded first, so a
 `faiss.omp_set_num_threads(1)` at import once made every later `model.encode` in the importing
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_info
 
 from benchmarks import ingest
 
@@ -47,3 +48,9 @@ def test_ingest_benchmark_reports_a_ratio_of_rates_measured_at_full_threads() ->
 def test_the_start_up_heap_is_frozen(runtime) -> None:  # type: ignore[no-untyped-def]
     """Full garbage collections must not walk the libraries' and the model's objects (app.runtime)."""
     assert gc.get_freeze_count() > 100_000
+
+
+def test_numpy_blas_runs_on_one_thread(runtime) -> None:  # type: ignore[no-untyped-def]
+    """OpenBLAS's pool spin-waits after each small product on the cores the model needs (app.runtime)."""
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
