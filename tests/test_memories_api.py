@@ -4,9 +4,11 @@ import threading
 import time
 import uuid
 
+import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
+from app.db.models import Memory
 from app.runtime import Runtime
 
 
@@ -166,6 +168,17 @@ def test_patch_reembeds_and_records_history(client: TestClient) -> None:
     assert events[0]["after"]["status"] == "active" and events[0]["after"]["version"] == 1
     assert events[1]["before"]["content"] == "I like green tea"
     assert events[1]["after"]["content"] == "My favourite programming language is Rust"
+
+
+def test_patch_of_the_speaker_reembeds(client: TestClient, runtime: Runtime) -> None:
+    """A message is embedded with its speaker ("Alice: ..."): a new speaker is a new vector."""
+    content = "I moved to Lisbon last spring."
+    memory_id = _add(client, content=content, attributes={"speaker": "Alice"})
+    assert client.patch(f"/v1/memories/{memory_id}", json={"attributes": {"speaker": "Bartholomew"}}).status_code == 200
+    with runtime.sessions.begin() as session:
+        stored = session.scalar(select(Memory.embedding).where(Memory.id == uuid.UUID(memory_id)))
+    new, old = runtime.embedder.embed([f"Bartholomew: {content}", f"Alice: {content}"])
+    assert float(np.dot(stored, new)) > 0.9999 > float(np.dot(stored, old))
 
 
 def test_patch_failures(client: TestClient) -> None:

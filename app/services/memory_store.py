@@ -220,7 +220,7 @@ def update_memory(
     memory = get_memory(session, tenant_id, memory_id, for_update=True)
     if memory.status == "deleted":
         raise ApiError(409, "memory is deleted; restore it before changing it", code="memory_deleted")
-    before = snapshot(memory)
+    before, indexed_before = snapshot(memory), indexed_text(memory.content, memory.attributes)
     if patch.attributes is not None:
         try:
             memory.attributes = validate_attributes(MemoryType(memory.type), patch.attributes)
@@ -234,7 +234,9 @@ def update_memory(
         memory.content = patch.content
         memory.content_hash = content_hash(patch.content)
         memory.flags = poisoning_flags(patch.content)
-        memory.embedding = embedder.embed([indexed_text(patch.content, memory.attributes)])[0]
+    indexed = indexed_text(memory.content, memory.attributes)
+    if indexed != indexed_before:  # new content, or a new speaker, whom the vector's text names
+        memory.embedding = embedder.embed([indexed])[0]
         memory.embedding_model = embedder.model_name
     memory.version += 1
     memory.updated_at = datetime.now(UTC)
