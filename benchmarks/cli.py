@@ -1,7 +1,8 @@
-"""`loci bench ingest|search|concurrency|memory|cpu|profile|jobs|scale|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|expansion|profile|jobs|scale|load|all`: each prints one JSON object, or markdown with --md.
 
-Every command starts its own throwaway service (temporary embedded database, live uvicorn on
-loopback) and removes it afterwards. Run one at a time: they measure a 2-core machine.
+Every command but `expansion` (arithmetic in process) starts its own throwaway service (temporary
+embedded database, live uvicorn on loopback) and removes it afterwards. Run one at a time: they
+measure a 2-core machine.
 """
 
 import json
@@ -98,6 +99,16 @@ def cpu_command(
     from benchmarks import cpu_cost
 
     _emit("cpu", cpu_cost.run(memories, searches, clients), False)
+
+
+@bench_app.command("expansion")
+def expansion_command(
+    scope_words: Annotated[int, typer.Option(help="Words the searched scope holds.")] = 3_000, md: Md = False
+) -> None:
+    """Word expansion's cost a query against the process vocabulary's size (no service needed)."""
+    from benchmarks import expansion
+
+    _emit("expansion", expansion.run(scope_words), md)
 
 
 @bench_app.command("profile")

@@ -46,7 +46,7 @@ from retrieval.scope_cache import (
     scope_sql,
     scope_stamp,
 )
-from retrieval.term_expansion import ExpansionParams, WordVectors
+from retrieval.term_expansion import ExpansionParams, ScopeWords, WordVectors
 from retrieval.tokens import name_words, tokenize
 
 K1 = 1.2
@@ -322,6 +322,8 @@ class ScopeLexicon:
     by_speaker_word: dict[str, _Column] = field(default_factory=dict)  # positions, ascending
     # term -> (positions, term frequencies): two columns, in a dict the refresh alone changes
     postings: dict[str, tuple[_Column, _Column]] = field(default_factory=dict)
+    terms: list[str] = field(default_factory=list)  # the postings' terms in the order they arrived
+    words: ScopeWords = field(default_factory=ScopeWords)  # the vocabulary's words among them
     _appended_terms: set[str] = field(default_factory=set)  # terms with postings appended since the last build
     max_seq: int = 0
     max_updated: datetime | None = None
@@ -344,6 +346,7 @@ class ScopeLexicon:
                 posting = self.postings.get(term)
                 if posting is None:
                     posting = self.postings[term] = (_Column(POSITION), _Column(SCORE))
+                    self.terms.append(term)
                 docs, tfs = posting
                 docs.pending.append(position)
                 tfs.pending.append(tf)
@@ -589,7 +592,8 @@ class LexicalIndexes:
         expansions = None
         if self._vocabulary is not None:
             words = self._vocabulary.query_words(query.text)
-            expansions = self._vocabulary.expansions(words, derived.postings, self._expansion)
+            rows = lexicon.words.rows(self._vocabulary, lexicon.terms)
+            expansions = self._vocabulary.expansions(words, rows, derived.postings, self._expansion)
         return LexicalScores(
             derived.ids, derived.scores(query.text, expansions), derived.allowed(query), derived.position
         )

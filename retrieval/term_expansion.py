@@ -14,14 +14,15 @@ a search never asks the model for more than its own vector. On LoCoMo dev, embed
 other words in the search's time gained 0.006 recall@5 for ~2 ms more a search, and learning them
 in the background for later queries gained nothing there (every question is new) and raised the
 eval's p95 from 48 to 55 ms (docs/retrieval.md). The vocabulary is shared by every scope of the
-process (words recur across users) and stops growing at `max_words`; expansions are always
-filtered to the terms the searched scope holds.
+process (words recur across users) and stops growing at `max_words`; a query is compared only with
+the words its scope holds (`ScopeWords`), so its cost follows the scope's vocabulary, not the
+process's.
 """
 
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,7 @@ class WordVectors:
         self._max_words = max_words
         self._row: dict[str, int] = {}
         self._stems: list[str] = []
+        self._rows_of_stem: dict[str, list[int]] = {}
         self._matrix = np.zeros((1024, dim), dtype=np.float32)
         self._lock = threading.Lock()  # the rows; readers take a view of the filled part under it
         self._waiting: deque[str] = deque()
@@ -117,17 +119,22 @@ class WordVectors:
             vectors = self._matrix[list(rows.values())].copy()
         return QueryWords(list(rows), vectors, frozenset(stem(w) for w in words))
 
-    def expansions(self, query: QueryWords, held: Container[str], params: ExpansionParams) -> dict[str, float]:
-        """Stems the scope holds (`held`) near the query's words, with their weights; the query's own
-        stems are left out (BM25 scores them already)."""
-        if not query.words or params.weight <= 0:
+    def expansions(
+        self, query: QueryWords, rows: np.ndarray, held: Container[str], params: ExpansionParams
+    ) -> dict[str, float]:
+        """Stems near the query's words among the vocabulary's `rows` (a scope's: ScopeWords) that the
+        scope's snapshot holds (`held`), with their weights; the query's own stems are left out (BM25
+        scores them already)."""
+        if not query.words or params.weight <= 0 or not len(rows):
             return {}
-        with self._lock:
-            matrix, stems = self._matrix[: len(self._stems)], self._stems
-        if not stems:
-            return {}
-        similarity = query.vectors @ matrix.T
-        wanted = min(params.per_word * CANDIDATES_PER_WORD, len(stems))
+        with self._lock:  # rows only ever index filled rows; a grown matrix is a new array
+            matrix, stems = self._matrix, self._stems
+        end = int(rows[-1]) + 1
+        if end <= 2 * len(rows):  # most of the rows up to the last: multiplying them all reads less than a copy
+            similarity = (query.vectors @ matrix[:end].T)[:, rows]
+        else:
+            similarity = query.vectors @ matrix[rows].T
+        wanted = min(params.per_word * CANDIDATES_PER_WORD, len(rows))
         best: dict[str, float] = {}
         for row in similarity:
             nearest = np.argpartition(-row, wanted - 1)[:wanted]
@@ -136,13 +143,23 @@ class WordVectors:
                 cosine = float(row[j])
                 if cosine < params.min_cosine or taken == params.per_word:
                     break
-                term = stems[j]
+                term = stems[rows[j]]
                 if term in query.own or term not in held:
                     continue
                 taken += 1
                 best[term] = max(best.get(term, 0.0), cosine)
         strongest = sorted(best.items(), key=lambda item: -item[1])[: params.max_terms]
         return {term: params.weight * cosine for term, cosine in strongest}
+
+    def stems_from(self, start: int) -> tuple[int, list[str]]:
+        """The vocabulary's size and the stems of its rows from `start` on."""
+        with self._lock:
+            return len(self._stems), self._stems[start:]
+
+    def rows_of(self, stems: Iterable[str], below: int) -> list[int]:
+        """The rows under `below` of words with these stems."""
+        with self._lock:
+            return [row for s in stems for row in self._rows_of_stem.get(s, ()) if row < below]
 
     def _learn_forever(self) -> None:
         while True:
@@ -176,6 +193,46 @@ class WordVectors:
                 grown[:start] = self._matrix[:start]
                 self._matrix = grown
             self._matrix[start : start + len(words)] = vectors
-            for offset, word in enumerate(words):
-                self._row[word] = start + offset
-            self._stems.extend(stem(w) for w in words)  # in place: readers index only rows they saw filled
+            stems = [stem(w) for w in words]
+            for row, (word, word_stem) in enumerate(zip(words, stems, strict=True), start=start):
+                self._row[word] = row
+                self._rows_of_stem.setdefault(word_stem, []).append(row)
+            self._stems.extend(stems)  # in place: readers index only rows they saw filled
+
+
+class ScopeWords:
+    """The vocabulary's rows whose stems one scope holds: all that a query of the scope is compared with.
+
+    Comparing with the whole process vocabulary read every learned word's vector on each query, which
+    is memory traffic: 16 ms a query at 100k words, for the few thousand a scope uses. The rows are
+    kept up to date from both sides' appends (the scope's new terms, the vocabulary's new words), so
+    neither a write nor a learned word costs a pass over the scope. A scope that loses terms (an edit,
+    a delete) is rebuilt with a new ScopeWords; until then `held` filters what it no longer holds.
+    """
+
+    def __init__(self) -> None:
+        self._rows = np.empty(0, dtype=np.int64)
+        self._stems: set[str] = set()
+        self._stems_seen = 0  # of the scope's terms
+        self._words_seen = 0  # of the vocabulary's rows
+        self._lock = threading.Lock()
+
+    def rows(self, vocabulary: WordVectors, terms: Sequence[str]) -> np.ndarray:
+        """The rows in ascending order. `terms`: the scope's stems in the order it first used them (only
+        ever appended to)."""
+        with self._lock:
+            size, fresh = vocabulary.stems_from(self._words_seen)
+            new_terms = list(terms[self._stems_seen :])
+            if not fresh and not new_terms:
+                return self._rows
+            # New words of stems seen before, then every word (new or not) of the new stems: no row twice.
+            added = [row for row, s in enumerate(fresh, start=self._words_seen) if s in self._stems]
+            added += vocabulary.rows_of(new_terms, below=size)
+            if added:  # kept in order (two sorted runs merge in one pass) for expansions' choice of reads
+                self._rows = np.sort(
+                    np.concatenate([self._rows, np.sort(np.asarray(added, dtype=np.int64))]), kind="stable"
+                )
+            self._stems.update(new_terms)
+            self._stems_seen += len(new_terms)
+            self._words_seen = size
+            return self._rows

@@ -17,7 +17,7 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
     _mount_optional()
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "search", "concurrency", "memory", "cpu", "profile", "jobs", "scale", "all"):
+    for command in ("ingest", "search", "concurrency", "memory", "cpu", "expansion", "profile", "jobs", "scale", "all"):
         assert command in result.output
 
 
@@ -99,3 +99,11 @@ def test_jobs_benchmark_consolidates_then_forgets_the_aged_tenth() -> None:
         ("bench-1", "forget, archiving", None, 204, 20),
         ("bench-1", "forget, nothing to do", None, 184, 0),
     ]
+
+
+def test_expansion_benchmark_compares_a_scope_with_the_whole_vocabulary() -> None:
+    from benchmarks import expansion
+
+    rows = expansion.run(scope_words=500, repeats=3)
+    assert [row["vocabulary_words"] for row in rows] == list(expansion.VOCABULARIES)
+    assert all(row["scope_words"] == 500 and row["scope_p50_ms"] > 0 for row in rows)

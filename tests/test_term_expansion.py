@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.runtime import Runtime
-from retrieval.term_expansion import ExpansionParams, WordVectors, vocabulary_words
+from retrieval.term_expansion import ExpansionParams, ScopeWords, WordVectors, vocabulary_words
 from retrieval.tokens import stem
 
 MEMORIES = [
@@ -21,7 +21,8 @@ MEMORIES = [
 
 
 def _expand(vocabulary: WordVectors, query: str, held: set[str], params: ExpansionParams) -> dict[str, float]:
-    return vocabulary.expansions(vocabulary.query_words(query), held, params)
+    rows = ScopeWords().rows(vocabulary, sorted(held))
+    return vocabulary.expansions(vocabulary.query_words(query), rows, held, params)
 
 
 def _learned(vocabulary: WordVectors, timeout: float = 60.0) -> None:
@@ -57,6 +58,23 @@ def test_query_words_expand_to_related_words_the_scope_holds(vocabulary: WordVec
     assert stem("cake") not in _expand(vocabulary, "chocolate cake", held, params)
     assert _expand(vocabulary, "Which desserts?", held, ExpansionParams(weight=0)) == {}
     assert len(_expand(vocabulary, "Which desserts?", held, ExpansionParams(max_terms=1))) == 1
+
+
+def test_a_scope_is_compared_with_the_words_it_holds_as_both_grow(runtime: Runtime) -> None:
+    words = WordVectors(runtime.embedder.embed, runtime.embedder.dim, max_words=1_000)
+    words.learn(["cake", "cakes", "chocolate", "router"])
+    _learned(words)
+    scope, terms = ScopeWords(), [stem("cake"), stem("birthday")]
+
+    def holding() -> set[int]:
+        return {row for row, s in enumerate(words.stems_from(0)[1]) if s in terms}
+
+    assert sorted(scope.rows(words, terms)) == sorted(holding()) and len(holding()) == 2  # cake, cakes
+    terms.append(stem("router"))  # the scope gains a term the vocabulary knows ...
+    words.learn(["birthday", "firmware", "routers"])  # ... and the vocabulary words old and new stems use
+    _learned(words)
+    rows = scope.rows(words, terms)
+    assert sorted(rows) == sorted(holding()) and len(rows) == 5
 
 
 def test_the_vocabulary_stops_growing_at_its_limit(runtime: Runtime) -> None:
