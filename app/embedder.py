@@ -54,6 +54,7 @@ def _onnx_encoder(
     model_name: str,
     device: str,
     reference: Callable[[list[str]], np.ndarray],
+    threads: int,
 ) -> "OnnxEncoder | None":
     """The model exported to ONNX if asked for and usable (bundled model, CPU, vectors matching), else None."""
     if backend == "torch":
@@ -65,7 +66,7 @@ def _onnx_encoder(
 
     try:
         graph = export_onnx(model[0].auto_model)
-        encoder = OnnxEncoder(graph, model.tokenizer.backend_tokenizer.to_str(), model.max_seq_length)
+        encoder = OnnxEncoder(graph, model.tokenizer.backend_tokenizer.to_str(), model.max_seq_length, threads)
     except (ImportError, OSError, RuntimeError) as exc:
         log.warning("ONNX backend unavailable (%s); using torch", exc)
         return None
@@ -104,6 +105,7 @@ class Embedder:
         batch_size: int = 64,
         max_wait_ms: float = 2.0,
         backend: str = "torch",
+        threads: int = 0,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"embedding backend must be one of {BACKENDS}, not {backend!r}")
@@ -118,7 +120,7 @@ class Embedder:
         self.dim: int = int(torch_model.get_embedding_dimension())
         self._batch_size = batch_size
         torch_encode = partial(_torch_vectors, torch_model, batch_size)
-        onnx = _onnx_encoder(backend, torch_model, self.model_name, self.device, torch_encode)
+        onnx = _onnx_encoder(backend, torch_model, self.model_name, self.device, torch_encode, threads)
         self.backend = "torch" if onnx is None else backend
         # Only the encoder in use is kept: with ONNX in charge the torch weights would hold ~90 MB
         # of resident memory for nothing. The model's modules sit in reference cycles, so they are

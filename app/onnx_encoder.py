@@ -76,7 +76,7 @@ def export_onnx(transformer: torch.nn.Module) -> bytes:
 class OnnxEncoder:
     """Encodes texts with an exported transformer into L2-normalised float32 mean-pooled vectors."""
 
-    def __init__(self, graph: bytes, tokenizer_json: str, max_tokens: int) -> None:
+    def __init__(self, graph: bytes, tokenizer_json: str, max_tokens: int, threads: int = 0) -> None:
         """`tokenizer_json` is the model's fast tokenizer serialised: this encoder sets truncation
         and padding on its own copy, leaving the torch model's tokenizer as it was."""
         import onnxruntime as ort
@@ -87,11 +87,17 @@ class OnnxEncoder:
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in each chunk
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
         # Spinning threads burn the cores Postgres and the other requests need: on 2 busy cores a
         # single query took 14-20 ms p50 with spinning and 4-8 ms without (docs/performance.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
+
+    @property
+    def threads(self) -> int:
+        """Threads a model call may use (0: onnxruntime's default, one per core)."""
+        return int(self._session.get_session_options().intra_op_num_threads)
 
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         """Chunks of similar length, so padding stays short (every pad token is computed)."""

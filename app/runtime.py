@@ -103,6 +103,7 @@ def embedder_from(settings: Settings) -> Embedder:
         settings.embedding_batch_size,
         settings.embedding_max_wait_ms,
         settings.embedding_backend,
+        settings.embedding_threads,
     )
 
 

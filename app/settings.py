@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         "(CPU only; ~1.8x faster than torch, used only if it matches torch within cosine 0.999 on the start-up "
         "probe texts); torch: sentence-transformers itself.",
     )
+    embedding_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads one ONNX model call may use; 0 = onnxruntime's default (one per core).",
+    )
     query_cache_size: int = Field(default=4096, ge=0, description="Query embeddings kept (LRU); 0 = no cache.")
     async_embed_batch_min: int = Field(
         default=64, ge=1, description="Write batches this large return before embedding; the worker embeds them."

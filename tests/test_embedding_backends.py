@@ -136,11 +136,12 @@ def test_onnx_is_refused_when_it_disagrees_with_the_reference(
     def torch_encode(texts: list[str]) -> np.ndarray:
         return _torch_vectors(torch_model, texts)
 
-    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cpu", shuffled) is None
-    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cpu", torch_encode) is not None
-    assert _onnx_encoder("torch", torch_model, "all-MiniLM-L6-v2", "cpu", torch_encode) is None
-    assert _onnx_encoder("onnx", torch_model, "some/other-model", "cpu", torch_encode) is None
-    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cuda", torch_encode) is None
+    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cpu", shuffled, 0) is None
+    accepted = _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cpu", torch_encode, 1)
+    assert accepted is not None and accepted.threads == 1  # LOCI_EMBEDDING_THREADS
+    assert _onnx_encoder("torch", torch_model, "all-MiniLM-L6-v2", "cpu", torch_encode, 0) is None
+    assert _onnx_encoder("onnx", torch_model, "some/other-model", "cpu", torch_encode, 0) is None
+    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cuda", torch_encode, 0) is None
     assert MIN_AGREEMENT == 0.999
 
 
