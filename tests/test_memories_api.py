@@ -3,13 +3,17 @@
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import event, select, text
 
+from app.api.schemas import MemoryPatch
 from app.db.models import Memory
 from app.runtime import Runtime
+from app.services import memory_store
 
 
 def _add(client: TestClient, **fields) -> str:  # type: ignore[no-untyped-def]
@@ -270,24 +274,70 @@ def test_list_filters(client: TestClient) -> None:
     assert client.get("/v1/memories", params={"type": "dream"}).status_code == 422
 
 
-def test_a_write_waiting_for_the_model_holds_no_database_connection(client: TestClient, runtime: Runtime) -> None:
-    """A write embeds before its transaction opens (memory_store.ItemVectors): queued behind other
-    texts at the model, it must not hold one of the pool's connections meanwhile."""
-    checkouts: list[float] = []
+def _behind_busy_model(
+    runtime: Runtime, request: Callable[[], Response]
+) -> tuple[Response, list[tuple[float, int]], float]:
+    """Run the request while the model is busy with 400 filler texts: its response, the request
+    thread's connection checkouts (+1) and checkins (-1) with their times, and when the filler finished."""
+    pool_events: list[tuple[float, int]] = []
 
-    def on_checkout(*_: object) -> None:
-        if threading.current_thread().name.startswith("AnyIO worker"):  # the request's thread
-            checkouts.append(time.monotonic())
+    def on(change: int) -> Callable[..., None]:
+        def record(*_: object) -> None:
+            if threading.current_thread().name.startswith("AnyIO worker"):  # the request's thread
+                pool_events.append((time.monotonic(), change))
 
-    assert client.get(f"/v1/memories/{uuid.uuid4()}").status_code == 404  # the key is looked up and cached
+        return record
+
     filler = runtime.embedder.submit([f"Filler sentence number {i}, here to keep the model busy." for i in range(400)])
     filler_done: list[float] = []
     filler.add_done_callback(lambda _: filler_done.append(time.monotonic()))
-    event.listen(runtime.engine, "checkout", on_checkout)
+    listeners = [("checkout", on(1)), ("checkin", on(-1))]
+    for name, listener in listeners:
+        event.listen(runtime.engine, name, listener)
     try:
-        response = client.post("/v1/memories", json={"content": "Queued behind the filler.", "user_id": "u1"})
+        response = request()
     finally:
-        event.remove(runtime.engine, "checkout", on_checkout)
+        for name, listener in listeners:
+            event.remove(runtime.engine, name, listener)
+    assert filler_done and pool_events, "the request neither waited for the model nor used the database"
+    return response, pool_events, filler_done[0]
+
+
+def test_a_write_waiting_for_the_model_holds_no_database_connection(client: TestClient, runtime: Runtime) -> None:
+    """A write embeds before its transaction opens (memory_store.ItemVectors): queued behind other
+    texts at the model, it must not hold one of the pool's connections meanwhile."""
+    assert client.get(f"/v1/memories/{uuid.uuid4()}").status_code == 404  # the key is looked up and cached
+    response, pool_events, filler_done = _behind_busy_model(
+        runtime, lambda: client.post("/v1/memories", json={"content": "Queued behind the filler.", "user_id": "u1"})
+    )
     assert response.status_code == 201, response.text
-    assert filler_done and checkouts, "the write neither waited for the model nor used the database"
-    assert min(checkouts) > filler_done[0]
+    assert min(at for at, change in pool_events if change == 1) > filler_done
+
+
+def test_a_patch_waiting_for_the_model_holds_no_lock_or_connection(client: TestClient, runtime: Runtime) -> None:
+    """A patch reads the memory, lets go of its connection, embeds the new text, then changes the row
+    in a transaction of its own (memory_store.text_to_embed): it holds neither the row's lock nor a
+    pooled connection while the model serves others."""
+    memory_id = _add(client, content="The meeting is on Monday.")
+    response, pool_events, filler_done = _behind_busy_model(
+        runtime, lambda: client.patch(f"/v1/memories/{memory_id}", json={"content": "The meeting is on Tuesday."})
+    )
+    assert response.status_code == 200, response.text
+    assert sum(change for at, change in pool_events if at < filler_done) == 0  # none held while it waited
+    assert any(change == 1 and at > filler_done for at, change in pool_events)  # the update came after
+    with runtime.sessions.begin() as session:
+        stored = session.scalar(select(Memory.embedding).where(Memory.id == uuid.UUID(memory_id)))
+    assert float(np.dot(stored, runtime.embedder.embed(["The meeting is on Tuesday."])[0])) > 0.9999
+
+
+def test_a_patch_embeds_again_if_the_memory_changed_after_its_read(client: TestClient, runtime: Runtime) -> None:
+    """The vector embedded ahead is used only for the text the locked row patches to."""
+    memory_id = _add(client, content="I moved to Lisbon last spring.", attributes={"speaker": "Alice"})
+    stale = memory_store.PreparedVector("Alice: a text read before another edit", np.ones(runtime.embedder.dim))
+    patch = MemoryPatch(attributes={"speaker": "Bo"})
+    with runtime.sessions.begin() as session:
+        tenant_id = session.scalar(select(Memory.tenant_id).where(Memory.id == uuid.UUID(memory_id)))
+        memory_store.update_memory(session, tenant_id, uuid.UUID(memory_id), patch, runtime.embedder, "test", stale)
+    with runtime.sessions.begin() as session:
+        stored = session.scalar(select(Memory.embedding).where(Memory.id == uuid.UUID(memory_id)))
+    assert float(np.dot(stored, runtime.embedder.embed(["Bo: I moved to Lisbon last spring."])[0])) > 0.9999

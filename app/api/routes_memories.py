@@ -119,8 +119,11 @@ def get_memory(memory_id: uuid.UUID, runtime: RuntimeDep, principal: Reader) -> 
 def patch_memory(memory_id: uuid.UUID, patch: MemoryPatch, runtime: RuntimeDep, principal: Writer) -> MemoryOut:
     check_memory_sizes([(patch.content, patch.metadata)], runtime.settings, batched=False)
     with tenant_session(runtime, principal) as session:
+        text = memory_store.text_to_embed(session, principal.tenant_id, memory_id, patch)
+    prepared = None if text is None else memory_store.PreparedVector(text, runtime.embedder.embed([text])[0])
+    with tenant_session(runtime, principal) as session:
         memory = memory_store.update_memory(
-            session, principal.tenant_id, memory_id, patch, runtime.embedder, f"key:{principal.key_id}"
+            session, principal.tenant_id, memory_id, patch, runtime.embedder, f"key:{principal.key_id}", prepared
         )
         return memory_out(memory)
 

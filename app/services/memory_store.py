@@ -214,29 +214,68 @@ def get_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, for
     return memory
 
 
+@dataclass(frozen=True)
+class PreparedVector:
+    """A patched memory's indexed text and its vector, embedded before the patch's transaction opens."""
+
+    text: str
+    vector: Any
+
+
+def _patched(memory: Memory, patch: MemoryPatch) -> tuple[str, dict[str, Any]]:
+    """The memory's content and attributes once the patch applies (attributes validated for its type)."""
+    content = memory.content if patch.content is None else patch.content
+    if patch.attributes is None:
+        return content, memory.attributes
+    try:
+        return content, validate_attributes(MemoryType(memory.type), patch.attributes)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), details={"field": "attributes"}) from None
+
+
+def text_to_embed(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch: MemoryPatch) -> str | None:
+    """The indexed text the patch gives the memory, if it changes it (content, or the speaker it names).
+
+    Read without a lock so that the caller embeds it before the patch's transaction opens, rather than
+    hold the row lock and a pooled connection while the model serves other requests. update_memory
+    uses that vector only if the row still patches to the same text, and embeds again otherwise."""
+    if patch.content is None and patch.attributes is None:
+        return None
+    memory = get_memory(session, tenant_id, memory_id)
+    if memory.status == "deleted":  # update_memory refuses it
+        return None
+    text = indexed_text(*_patched(memory, patch))
+    return None if text == indexed_text(memory.content, memory.attributes) else text
+
+
 def update_memory(
-    session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, patch: MemoryPatch, embedder: Embedder, actor: str
+    session: Session,
+    tenant_id: uuid.UUID,
+    memory_id: uuid.UUID,
+    patch: MemoryPatch,
+    embedder: Embedder,
+    actor: str,
+    prepared: PreparedVector | None = None,
 ) -> Memory:
     memory = get_memory(session, tenant_id, memory_id, for_update=True)
     if memory.status == "deleted":
         raise ApiError(409, "memory is deleted; restore it before changing it", code="memory_deleted")
     before, indexed_before = snapshot(memory), indexed_text(memory.content, memory.attributes)
+    content, attributes = _patched(memory, patch)
     if patch.attributes is not None:
-        try:
-            memory.attributes = validate_attributes(MemoryType(memory.type), patch.attributes)
-        except ValueError as exc:
-            raise ApiError(422, str(exc), details={"field": "attributes"}) from None
+        memory.attributes = attributes
     if patch.metadata is not None:
         memory.metadata_ = patch.metadata
     if patch.importance is not None:
         memory.importance = patch.importance
-    if patch.content is not None and patch.content != memory.content:
-        memory.content = patch.content
-        memory.content_hash = content_hash(patch.content)
-        memory.flags = poisoning_flags(patch.content)
+    if content != memory.content:
+        memory.content = content
+        memory.content_hash = content_hash(content)
+        memory.flags = poisoning_flags(content)
     indexed = indexed_text(memory.content, memory.attributes)
     if indexed != indexed_before:  # new content, or a new speaker, whom the vector's text names
-        memory.embedding = embedder.embed([indexed])[0]
+        ready = prepared is not None and prepared.text == indexed
+        memory.embedding = prepared.vector if ready else embedder.embed([indexed])[0]
         memory.embedding_model = embedder.model_name
     memory.version += 1
     memory.updated_at = datetime.now(UTC)
