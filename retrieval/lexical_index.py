@@ -22,13 +22,14 @@ finds the common terms' scores gone. A term the previous snapshot kept is carrie
 (its changed windows summed again, its BM25 recomputed) rather than scored anew.
 """
 
+import logging
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import text
@@ -48,6 +49,8 @@ from retrieval.scope_cache import (
 )
 from retrieval.term_expansion import ExpansionParams, ScopeWords, WordVectors
 from retrieval.tokens import name_words, tokenize
+
+log = logging.getLogger(__name__)
 
 K1 = 1.2
 B = 0.75
@@ -330,10 +333,22 @@ class ScopeLexicon:
     _published: _Derived | None = None
     _posting_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # as of the last build
     lock: threading.Lock = field(default_factory=threading.Lock)  # appends and builds, never queries
+    _unpublished: bool = False  # committed rows appended since the last build (`append_committed`)
+    _publishing: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, rows: list[Any]) -> None:
         with self.lock:
             self._add(rows)
+
+    def append_committed(self, rows: list[Any]) -> list[Any]:
+        """Append the rows this process has just committed that the lexicon does not hold yet (a
+        refresh may have read them) and return them. No snapshot is built here: the next query builds
+        one for every append since, so a stream of writes costs one build per query, not per write."""
+        with self.lock:
+            fresh = [row for row in rows if row.id not in self.position]
+            self._add(fresh)
+            self._unpublished = self._unpublished or bool(fresh)
+        return fresh
 
     def _add(self, rows: list[Any]) -> None:
         for row in rows:
@@ -374,7 +389,11 @@ class ScopeLexicon:
     @property
     def published(self) -> _Derived:
         """The snapshot queries read: that of the last `prepare` (a refresh prepares before it hands
-        the lexicon out), however many rows have been appended since."""
+        the lexicon out), or one built now if this process's committed rows were appended since."""
+        if self._unpublished:
+            with self._publishing:  # the first query builds it; those behind it read that one
+                if self._unpublished:
+                    self.prepare()
         assert self._published is not None, "a lexicon is prepared before it is queried"
         return self._published
 
@@ -383,6 +402,7 @@ class ScopeLexicon:
         scope, refreshed in the background) the common terms are scored into it before it replaces
         the previous one, so no query meets them unscored."""
         with self.lock:
+            self._unpublished = False
             built = self._build()
         if score_ahead:
             built.score_common_terms()
@@ -532,6 +552,22 @@ class LexicalScores:
 _COLUMNS = "id, seq, type, agent_id, session_id, event_at, updated_at, content, attributes"
 
 
+class InsertedRow(NamedTuple):
+    """A memory this process has just committed: the columns the index reads (_COLUMNS) and its scope."""
+
+    tenant_id: Any
+    user_id: str | None
+    id: Any
+    seq: int
+    type: str
+    agent_id: str | None
+    session_id: str | None
+    event_at: datetime | None
+    updated_at: datetime
+    content: str
+    attributes: dict[str, Any] | None
+
+
 class LexicalIndexes:
     """The per-scope BM25 indexes of one process; scopes over `max_docs` memories are not indexed.
     With `vocabulary` (and an expansion weight above 0), the words of every memory read are learned
@@ -597,6 +633,26 @@ class LexicalIndexes:
         return LexicalScores(
             derived.ids, derived.scores(query.text, expansions), derived.allowed(query), derived.position
         )
+
+    def appended(self, rows: list[InsertedRow]) -> None:
+        """Memories this process has just committed, added to the built indexes of their scopes (the
+        user's and the tenant-wide one), so that the writer's next search finds them without stamping
+        the scope first (app.vector_changes: such inserts are not reported to `changed`)."""
+        by_scope: dict[ScopeKey, list[InsertedRow]] = {}
+        for row in rows:
+            for key in {(row.tenant_id, row.user_id), (row.tenant_id, None)}:
+                by_scope.setdefault(key, []).append(row)
+        try:
+            for key, scope_rows in by_scope.items():
+                self._cache.update(key, partial(self._append, scope_rows))
+        except Exception as exc:  # the rows are committed: the scopes re-read them instead
+            log.warning("appending committed memories to the index failed: %s", type(exc).__name__)
+            self.changed()
+
+    def _append(self, rows: list[InsertedRow], lexicon: ScopeLexicon) -> int:
+        fresh = lexicon.append_committed(rows)
+        self._learn(fresh)
+        return len(fresh)
 
     def _refresh(
         self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp

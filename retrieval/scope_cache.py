@@ -4,7 +4,8 @@ dense index and the BM25 lexical index.
 Each entry carries the stamp of the rows it was built from (an aggregate over the scope); a
 changed stamp means refresh. The stamp is not taken on every query, only when this process has
 written memories since the scope was last checked (`changed()`, wired to the engine by the app):
-then the query waits for it, so a process reads its own writes. Writers in other processes are
+then the query waits for it, so a process reads its own writes. An index that is handed the rows
+this process inserts (`update`) needs no stamp for them. Writers in other processes are
 caught by a recheck every `recheck_seconds`, which the app runs off the request path (given
 `open_session`): the query that finds the scope due is served the index as it is, like the ones
 before it. The stamp still counts the scope's rows (~85 ms for a tenant of a million, from an
@@ -198,6 +199,22 @@ class ScopeCache(Generic[Built]):
             self._check(session, key, entry, stamp)
             entry.generation = generation
             return entry.built
+
+    def update(self, key: ScopeKey, apply: Callable[[Built], int]) -> None:
+        """Apply a change this process committed to the scope's index, which `apply` makes in place and
+        returns the rows it added, instead of having the next query stamp the scope. A scope without
+        an index here needs nothing; a large one, refreshed only in the background, is marked changed
+        (its refreshes take writes in batches)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            if self._rechecks is not None and (entry.rows or 0) > self._background_rows:
+                self._generation += 1
+                return
+        with entry.lock:
+            if entry.built is not None:
+                entry.rows = (entry.rows or 0) + apply(entry.built)
 
     @property
     def busy(self) -> bool:

@@ -5,6 +5,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -12,12 +13,15 @@ from types import SimpleNamespace
 
 import numpy as np
 from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.orm import sessionmaker
 
 from app.api.schemas import MemoryCreate
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
+from app.vector_changes import deliver_inserts
 from retrieval import SearchQuery
 from retrieval.lexical_index import (
     SAMPLE_FOR_TOP,
@@ -189,6 +193,59 @@ def test_other_processes_writes_are_picked_up_off_the_request_path(runtime: Runt
         indexes.changed()
         assert str_ids(_scores(runtime, indexes, tenant_id, "flute").top("content", 5)) == [flute]
         assert threading.main_thread().name in stamped_in
+
+
+def test_the_writers_next_search_finds_its_memory_without_stamping_the_scope(
+    runtime: Runtime, client: TestClient
+) -> None:
+    """A memory this process commits is appended to its scopes' built indexes on commit
+    (app.vector_changes.deliver_inserts), the user's and the tenant-wide one: the next search finds
+    it without stamping or re-reading the scope."""
+    _messages(client, "s1", [("Ana", "I play the oboe")])
+    for body in ({"query": "oboe", "user_id": "u"}, {"query": "oboe"}):  # both scopes built
+        assert client.post("/v1/search", json=body).status_code == 200
+    [harpsichord] = _messages(client, "s1", [("Ben", "I tune my harpsichord")])
+    refreshes = runtime.lexical_index.refreshes
+    with threads_running(runtime, "max(updated_at)") as stamped_in:
+        for body in ({"query": "harpsichord", "user_id": "u"}, {"query": "harpsichord"}):
+            [first, *_] = client.post("/v1/search", json=body).json()["results"]
+            assert first["id"] == harpsichord and first["scores"]["lexical"] > 0
+    assert stamped_in == [] and runtime.lexical_index.refreshes == refreshes
+
+
+def test_committed_inserts_are_delivered_once_the_connection_is_back(runtime: Runtime, client: TestClient) -> None:
+    """Delivery may wait for an index's lock, whose holder may be waiting for a pooled connection:
+    the writer must have given its connection back by then. A rolled-back insert is never delivered."""
+    tenant_id = _tenant(runtime, client)
+    sessions = sessionmaker(runtime.engine, expire_on_commit=False)
+    held: list[int] = []  # this thread's checkouts less checkins
+    delivered: list[tuple[list[str], int]] = []
+
+    def count(change: int) -> Callable[..., None]:
+        def record(*_: object) -> None:
+            if threading.current_thread() is threading.main_thread():
+                held.append(change)
+
+        return record
+
+    deliver_inserts(sessions, lambda rows: delivered.append(([row.content for row in rows], sum(held))))
+    listeners = [("checkout", count(1)), ("checkin", count(-1))]
+    for name, listener in listeners:
+        event.listen(runtime.engine, name, listener)
+    try:
+        items = [MemoryCreate(content=text, user_id="u") for text in ("kept", "abandoned")]
+        with confined_session(sessions, tenant_id) as session:
+            create_memories(session, tenant_id, items[:1], embed_items(runtime.embedder, items[:1]), "test")
+        try:
+            with confined_session(sessions, tenant_id) as session:
+                create_memories(session, tenant_id, items[1:], embed_items(runtime.embedder, items[1:]), "test")
+                raise LookupError("abandon the transaction")
+        except LookupError:
+            pass
+    finally:
+        for name, listener in listeners:
+            event.remove(runtime.engine, name, listener)
+    assert delivered == [(["kept"], 0)]
 
 
 def str_ids(ids: list) -> list[str]:  # type: ignore[type-arg]

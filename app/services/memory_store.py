@@ -15,9 +15,11 @@ from app.db.models import Memory, MemoryEvent, without_vectors
 from app.embedder import Embedder
 from app.errors import ApiError, not_found
 from app.services import write_rules
+from app.vector_changes import REPORTED, delivers_inserts, report_inserted
 from memory_types import MemoryType, content_hash, validate_attributes
 from memory_types.content import indexed_text
 from memory_types.poisoning import default_trust, poisoning_flags
+from retrieval.lexical_index import InsertedRow
 
 SNAPSHOT_FIELDS = (
     "type", "content", "user_id", "agent_id", "session_id", "attributes", "metadata_", "importance",
@@ -99,6 +101,24 @@ def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str])
     return {key: memory_id for key, memory_id in rows}
 
 
+def _insert(session: Session, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows; in a session that delivers its inserts, their rows go to the in-process BM25
+    index on commit (app.vector_changes) rather than having its next search re-read the scope."""
+    if not delivers_inserts(session):
+        session.execute(insert(Memory), rows)
+        return
+    reported = insert(Memory).returning(Memory.seq, sort_by_parameter_order=True).execution_options(**{REPORTED: True})
+    seqs = session.execute(reported, rows).scalars().all()
+    columns = [name for name in InsertedRow._fields if name not in ("tenant_id", "seq")]
+    report_inserted(
+        session,
+        [
+            InsertedRow(tenant_id=tenant_id, seq=seq, **{name: row[name] for name in columns})
+            for row, seq in zip(rows, seqs, strict=True)
+        ],
+    )
+
+
 def create_memories(
     session: Session,
     tenant_id: uuid.UUID,
@@ -166,7 +186,7 @@ def create_memories(
         ids[pos] = uuid.uuid4()
         rows.append(_row(ids[pos], item, tenant_id, vector, vectors.model_name, now))
     if rows:
-        session.execute(insert(Memory), rows)
+        _insert(session, tenant_id, rows)
         session.execute(
             insert(MemoryEvent),
             [
