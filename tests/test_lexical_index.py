@@ -213,6 +213,30 @@ def test_the_writers_next_search_finds_its_memory_without_stamping_the_scope(
     assert stamped_in == [] and runtime.lexical_index.refreshes == refreshes
 
 
+def test_rows_handed_over_on_commit_score_as_a_rebuild_does(runtime: Runtime, client: TestClient) -> None:
+    """Turns given out of order with naive timestamps: the windows of the appended rows (event
+    order) and their BM25 equal those of the scope read anew from the database."""
+    tenant_id = _tenant(runtime, client)
+    _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?")])
+    _scores(runtime, runtime.lexical_index, tenant_id, "oboe")  # the scope is built, then written to
+    turns = [("Ana", "Since school, every Sunday", "2024-05-01T10:00:00"), ("Ben", "Oboe lessons?", "2024-04-30T09:00")]
+    body = {
+        "user_id": "u",
+        "session_id": "s1",
+        "messages": [{"role": "user", "name": n, "content": c, "timestamp": t} for n, c, t in turns],
+    }
+    assert client.post("/v1/messages", json=body).status_code == 201
+    views = []
+    for indexes in (runtime.lexical_index, LexicalIndexes(runtime.settings.context_window, 10_000, 4, 600)):
+        scores = _scores(runtime, indexes, tenant_id, "oboe")
+        derived = indexes._cache._entries[(tenant_id, "u")].built.published
+        raw = derived.scores("oboe sunday lessons")  # without word expansion, which only one of them has
+        views.append({str(i): (raw["content"][p], raw["context"][p]) for p, i in enumerate(scores.ids)})
+    through, rebuilt = views
+    assert through.keys() == rebuilt.keys() and len(through) == 4
+    assert all(np.allclose(through[i], rebuilt[i]) for i in through)
+
+
 def test_committed_inserts_are_delivered_once_the_connection_is_back(runtime: Runtime, client: TestClient) -> None:
     """Delivery may wait for an index's lock, whose holder may be waiting for a pooled connection:
     the writer must have given its connection back by then. A rolled-back insert is never delivered."""

@@ -107,14 +107,15 @@ def _insert(session: Session, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) 
     if not delivers_inserts(session):
         session.execute(insert(Memory), rows)
         return
-    reported = insert(Memory).returning(Memory.seq, sort_by_parameter_order=True).execution_options(**{REPORTED: True})
-    seqs = session.execute(reported, rows).scalars().all()
-    columns = [name for name in InsertedRow._fields if name not in ("tenant_id", "seq")]
+    # event_at as stored: a naive time given by the caller is read back as the database took it
+    returning = insert(Memory).returning(Memory.seq, Memory.event_at, sort_by_parameter_order=True)
+    stored = session.execute(returning.execution_options(**{REPORTED: True}), rows).all()
+    columns = [name for name in InsertedRow._fields if name not in ("tenant_id", "seq", "event_at")]
     report_inserted(
         session,
         [
-            InsertedRow(tenant_id=tenant_id, seq=seq, **{name: row[name] for name in columns})
-            for row, seq in zip(rows, seqs, strict=True)
+            InsertedRow(tenant_id=tenant_id, seq=seq, event_at=event_at, **{name: row[name] for name in columns})
+            for row, (seq, event_at) in zip(rows, stored, strict=True)
         ],
     )
 
