@@ -29,6 +29,10 @@ from benchmarks.corpus import conversation_texts, distinct_queries
 
 MODES = ("exact", "pgvector", "faiss")
 AFTER_WRITE = "pgvector after a write"
+AFTER_EDIT = "pgvector after an edit"
+# An edit rebuilds the scope's BM25 index on the next search (~0.2 s at 10k): fewer of them than
+# of the other rows keep the benchmark's time in bounds.
+EDITS = 50
 CONSOLIDATED = "pgvector, consolidated"
 WARM_UP = 20
 
@@ -43,21 +47,34 @@ def _timed_searches(client: httpx.Client, questions: list[str], k: int) -> tuple
     return latencies, results
 
 
-def _searches_after_writes(client: httpx.Client, questions: list[str], k: int) -> list[float]:
-    """Each search timed right after one write into the same scope; the writes are hard-deleted after."""
-    latencies, written = [], []
+def _timed_search(client: httpx.Client, question: str, k: int) -> float:
+    started = time.perf_counter()
+    client.post("/v1/search", json={"query": question, "user_id": USER, "k": k}).raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def _searches_after_changes(
+    client: httpx.Client, questions: list[str], edit_questions: list[str], k: int
+) -> tuple[list[float], list[float]]:
+    """Each search timed right after one write into the same scope and, for each of
+    `edit_questions`, one more right after that memory's content is edited (an agent correcting
+    what it stored). The writes are hard-deleted after."""
+    after_write, after_edit, written = [], [], []
     texts = conversation_texts(len(questions), seed=len(questions))
     for number, (text, question) in enumerate(zip(texts, questions, strict=True)):
         # Numbered: a text equal to one already stored could be deduplicated to that memory's id,
         # and the clean-up below would then delete a memory of the measured scope.
         memory = {"content": f"{text} ({number})", "user_id": USER, "session_id": "bench-after-write"}
-        written += client.post("/v1/memories", json=memory).raise_for_status().json()["ids"]
-        started = time.perf_counter()
-        client.post("/v1/search", json={"query": question, "user_id": USER, "k": k}).raise_for_status()
-        latencies.append((time.perf_counter() - started) * 1000)
+        [memory_id] = client.post("/v1/memories", json=memory).raise_for_status().json()["ids"]
+        written.append(memory_id)
+        after_write.append(_timed_search(client, question, k))
+        if number < len(edit_questions):
+            edit = {"content": f"{text} ({number}, corrected)"}
+            client.patch(f"/v1/memories/{memory_id}", json=edit).raise_for_status()
+            after_edit.append(_timed_search(client, edit_questions[number], k))
     for memory_id in written:
         client.delete(f"/v1/memories/{memory_id}", params={"hard": "true"}).raise_for_status()
-    return latencies
+    return after_write, after_edit
 
 
 def _recall(results: list[list[str]], exact: list[list[str]]) -> float:
@@ -68,8 +85,9 @@ def _recall(results: list[list[str]], exact: list[list[str]]) -> float:
 def measure_scope(
     client: httpx.Client, runtime: Runtime, size: int, n_queries: int, k: int
 ) -> list[dict[str, float | int | str]]:
-    questions = distinct_queries(n_queries + WARM_UP, seed=size)
-    warm, measured = questions[:WARM_UP], questions[WARM_UP:]
+    edits = min(EDITS, n_queries)
+    questions = distinct_queries(WARM_UP + n_queries + edits, seed=size)
+    warm, measured, edit_questions = questions[:WARM_UP], questions[WARM_UP:-edits], questions[-edits:]
     rows, exact_results = [], []
     for mode in MODES:
         with dense_mode(runtime, mode, runtime.settings.faiss_ef_search):
@@ -87,8 +105,9 @@ def measure_scope(
             }
         )
     with dense_mode(runtime, "pgvector", runtime.settings.faiss_ef_search):  # an empty query cache again
-        after_write = _searches_after_writes(client, measured, k)
+        after_write, after_edit = _searches_after_changes(client, measured, edit_questions, k)
     rows.append({"memories": size, "mode": AFTER_WRITE, **latency_summary(after_write), "recall@10": None})
+    rows.append({"memories": size, "mode": AFTER_EDIT, **latency_summary(after_edit), "recall@10": None})
     return rows
 
 
