@@ -207,11 +207,11 @@ class ScopeCache(Generic[Built]):
         (its refreshes take writes in batches)."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
-                return
-            if self._rechecks is not None and (entry.rows or 0) > self._background_rows:
-                self._generation += 1
-                return
+        if entry is None:
+            return
+        if self._rechecks is not None and (entry.rows or 0) > self._background_rows:
+            self.changed()
+            return
         with entry.lock:
             if entry.built is not None:
                 entry.rows = (entry.rows or 0) + apply(entry.built)
