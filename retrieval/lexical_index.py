@@ -11,9 +11,10 @@ process and scores two views of every memory with Okapi BM25:
 
 Like the FAISS index it only proposes ids and scores: the caller's SQL applies every filter, so a
 lagging index can cost recall, never correctness. Memories arrive by appending to the statistics
-(new rows have higher `seq`, or committed late below it: scope_cache.lacking_ids); an
-edit, soft or hard delete changes the scope's stamp in a way appends cannot explain and the scope
-is rebuilt.
+(new rows have higher `seq`, or committed late below it: scope_cache.lacking_ids). An edited memory
+(any change of updated_at: content, status) is appended again and its earlier position superseded:
+scores skip superseded positions, so BM25 stays exact, and a scope is rebuilt only when a quarter of
+its positions are superseded, or when a hard delete changes its stamp in a way appends cannot explain.
 
 Queries read a published snapshot (`_Derived`) and take no lock of the lexicon: a refresh appends
 and builds the next snapshot beside it, scores a large scope's common terms into it, then swaps it
@@ -60,6 +61,7 @@ B = 0.75
 VIEW_BYTES_PER_MEMORY = 384
 SAMPLE_FOR_TOP = 16_384
 COMMON_SHARE = 0.01  # terms in this share of a scope are the ones kept, and scored ahead in a large scope
+MAX_SUPERSEDED_SHARE = 0.25  # of a scope's positions, left by edits, before it is rebuilt to reclaim them
 # Postings, kept term scores and each query's score arrays are single precision with 32-bit positions
 # (a scope holds at most LOCI_LEXICAL_MAX_DOCS): half the bytes of float64 and int64, so twice the
 # terms fit the kept-term room, and scoring a term the first time reads half the memory.
@@ -80,6 +82,8 @@ class _Derived:
     kept: "_KeptViews"
     carried: "_Carried | None"  # the previous snapshot's kept views, to bring up to date on first use
     position: dict[Any, int]  # the lexicon's own, which appends extend: positions past `ids` are newer
+    superseded: np.ndarray | None  # positions whose memory was edited and appended again; None: none are
+    held: int  # the memories the scope holds: positions less the superseded ones, BM25's N
     neighbours: np.ndarray  # n x (2w+1) positions of each memory's window, padded with n
     # The same windows as runs: memories in window order (each session's turns in order, then every
     # memory that stands alone); the window of the memory at rank r is ranks window_lo[r]..window_hi[r].
@@ -106,6 +110,8 @@ class _Derived:
         for word in name_words(query_text):
             if word in self.by_speaker_word:
                 speaker[self.by_speaker_word[word]] = 1.0
+        if self.superseded is not None:
+            speaker[self.superseded] = 0.0
         content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
         weighted = [(term, 1.0) for term in tokenize(query_text)] + list((expansions or {}).items())
         for term, weight in weighted:
@@ -128,6 +134,11 @@ class _Derived:
         if posting is None:
             return None
         docs, tfs = posting
+        if self.superseded is not None:  # an edit's earlier text no longer counts
+            live = ~self.superseded[docs]
+            docs, tfs = docs[live], tfs[live]
+            if not len(docs):
+                return None
         n = len(self.ids)
         carried = self.carried.term_windows(term, docs, tfs) if self.carried is not None else None
         if carried is not None:
@@ -138,12 +149,12 @@ class _Derived:
             reached, window_tf = _window_tf_by_neighbours(self, docs, tfs, n)
         views = _TermViews(
             content_at=docs,
-            content=_bm25(tfs, self.norm_content[docs], len(docs), n),
+            content=_bm25(tfs, self.norm_content[docs], len(docs), self.held),
             context_at=reached.astype(POSITION),
-            context=_bm25(window_tf, self.norm_context[reached], len(reached), n),
+            context=_bm25(window_tf, self.norm_context[reached], len(reached), self.held),
             context_tf=window_tf,
         )
-        if len(docs) >= COMMON_SHARE * n:
+        if len(docs) >= COMMON_SHARE * self.held:
             self.kept.keep(term, views)
         return views
 
@@ -245,10 +256,11 @@ class _Carried:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def between(cls, before: "_Derived", neighbours: np.ndarray) -> "_Carried | None":
-        """What the snapshot with these `neighbours` carries from `before`: its kept views, and the
-        ones it had still to carry itself (appends with no query between them), with the changes
-        of both appends: summing a window that did not change again is merely wasted."""
+    def between(cls, before: "_Derived", neighbours: np.ndarray, superseded: np.ndarray | None) -> "_Carried | None":
+        """What the snapshot with these `neighbours` and `superseded` positions carries from
+        `before`: its kept views, and the ones it had still to carry itself (appends with no query
+        between them), with the changes of both appends: summing a window that did not change again
+        is merely wasted. A superseded position counts as changed: its window holds nothing now."""
         with before.kept.lock:
             views = dict(before.kept.views)
         earlier = before.carried
@@ -263,14 +275,17 @@ class _Carried:
         is_changed = np.zeros(n, dtype=bool)
         is_changed[np.flatnonzero((was != now).any(axis=1))] = True
         is_changed[n_before:] = True
+        if superseded is not None:
+            is_changed |= superseded
         if earlier is not None:
             is_changed[: len(earlier.is_changed)] |= earlier.is_changed
         changed = np.flatnonzero(is_changed).astype(POSITION)
         return cls(views, changed, is_changed, neighbours[changed])
 
     def term_windows(self, term: str, docs: np.ndarray, tfs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The memories whose window holds the term now, and its frequency in each window: those of
-        before the append with the changed windows summed again. None if the term was not kept; each
+        """The memories whose window holds the term now (`docs`: the positions that hold it, the
+        superseded left out), and its frequency in each window: those of before the append with the
+        changed windows summed again. None if the term was not kept; each
         term is carried once (the new snapshot keeps its own views after that)."""
         with self.lock:
             before = self.views.pop(term, None)
@@ -307,8 +322,8 @@ class _Column:
 @dataclass
 class ScopeLexicon:
     """BM25 statistics of one scope. Rows are appended by the scope's refresh in the order it finds
-    them (seq order, but for writes that commit late); `prepare` turns them into the snapshot that
-    queries read."""
+    them (seq order, but for writes that commit late; an edited memory again, superseding its earlier
+    position); `prepare` turns them into the snapshot that queries read."""
 
     window: int
     ids: list[Any] = field(default_factory=list)
@@ -328,6 +343,7 @@ class ScopeLexicon:
     terms: list[str] = field(default_factory=list)  # the postings' terms in the order they arrived
     words: ScopeWords = field(default_factory=ScopeWords)  # the vocabulary's words among them
     _appended_terms: set[str] = field(default_factory=set)  # terms with postings appended since the last build
+    superseded: list[int] = field(default_factory=list)  # positions of memories appended again since
     max_seq: int = 0
     max_updated: datetime | None = None
     _published: _Derived | None = None
@@ -336,7 +352,13 @@ class ScopeLexicon:
     _unpublished: bool = False  # committed rows appended since the last build (`append_committed`)
     _publishing: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def held(self) -> int:
+        """The memories the lexicon holds (each edited one once)."""
+        return len(self.ids) - len(self.superseded)
+
     def add(self, rows: list[Any]) -> None:
+        """Append rows; a row whose memory the lexicon holds already is its edit and supersedes it."""
         with self.lock:
             self._add(rows)
 
@@ -365,6 +387,8 @@ class ScopeLexicon:
                 docs, tfs = posting
                 docs.pending.append(position)
                 tfs.pending.append(tf)
+            if row.id in self.position:
+                self.superseded.append(self.position[row.id])
             self.position[row.id] = position
             self.ids.append(row.id)
             self.types.pending.append(row.type)
@@ -418,8 +442,13 @@ class ScopeLexicon:
             self._posting_arrays[term] = (docs.array(), tfs.array())
         self._appended_terms.clear()
         n, w = len(self.ids), self.window
+        superseded = None
+        if self.superseded:
+            superseded = np.zeros(n, dtype=bool)
+            superseded[self.superseded] = True
         runs = self.runs.array()
-        members = np.flatnonzero(runs >= 0)
+        in_run = runs >= 0 if superseded is None else (runs >= 0) & ~superseded
+        members = np.flatnonzero(in_run)
         # Each session's turns in (event time, seq) order, the sessions in the order they began.
         times, seqs = self.event_times.array(), self.seqs.array()
         ordered = members[np.lexsort((seqs[members], times[members], runs[members]))]
@@ -431,7 +460,7 @@ class ScopeLexicon:
             earlier, later = ordered[:-offset][same], ordered[offset:][same]
             neighbours[earlier, w + offset] = later
             neighbours[later, w - offset] = earlier
-        alone = np.flatnonzero(runs < 0)
+        alone = np.flatnonzero(~in_run)  # a superseded position stands alone, in no one's window
         window_order = np.concatenate([ordered, alone]).astype(np.int64)
         window_rank = np.empty(n, dtype=np.int64)
         window_rank[window_order] = np.arange(n)
@@ -444,15 +473,17 @@ class ScopeLexicon:
             ids=list(self.ids),
             postings=dict(self._posting_arrays),
             kept=_KeptViews(VIEW_BYTES_PER_MEMORY * n),
-            carried=_Carried.between(self._published, neighbours) if self._published is not None else None,
+            carried=_Carried.between(self._published, neighbours, superseded) if self._published is not None else None,
             position=self.position,
+            superseded=superseded,
+            held=self.held,
             neighbours=neighbours,
             window_order=window_order,
             window_rank=window_rank,
             window_lo=np.maximum(ranks - w, run_start),
             window_hi=np.minimum(ranks + w, run_start + np.repeat(sizes, sizes) - 1),
-            norm_content=_length_norm(lengths[:n]),
-            norm_context=_length_norm(window_lengths),
+            norm_content=_length_norm(lengths[:n], superseded),
+            norm_context=_length_norm(window_lengths, superseded),
             by_speaker_word={word: positions.array() for word, positions in self.by_speaker_word.items()},
             types=self.types.array(),
             agents=self.agents.array(),
@@ -486,11 +517,13 @@ def _window_tf_by_runs(derived: _Derived, docs: np.ndarray, tfs: np.ndarray, n: 
     return derived.window_order[held], by_rank[held].astype(SCORE)
 
 
-def _length_norm(lengths: np.ndarray) -> np.ndarray:
-    """BM25's per-document length normalisation, K1 * (1 - B + B * length / average length)."""
-    if not len(lengths):
-        return np.zeros(0, dtype=SCORE)
-    return (K1 * (1 - B + B * lengths / max(lengths.mean(), 1.0))).astype(SCORE)
+def _length_norm(lengths: np.ndarray, superseded: np.ndarray | None) -> np.ndarray:
+    """BM25's per-document length normalisation, K1 * (1 - B + B * length / average length), the
+    average over the memories held (superseded positions left out)."""
+    counted = lengths if superseded is None else lengths[~superseded]
+    if not len(counted):
+        return np.zeros(len(lengths), dtype=SCORE)
+    return (K1 * (1 - B + B * lengths / max(counted.mean(), 1.0))).astype(SCORE)
 
 
 def _bm25(tf: np.ndarray, norm: np.ndarray, df: int, n: int) -> np.ndarray:
@@ -686,26 +719,27 @@ class LexicalIndexes:
 def _new_rows(
     session: Session, where: str, params: dict[str, Any], previous: ScopeLexicon, count: int
 ) -> list[Any] | None:
-    """The rows written since `previous` was refreshed, or None when more than appends happened
-    (an edit, a delete: the scope is rebuilt).
+    """The rows written or edited since `previous` was refreshed, or None when more happened (a hard
+    delete), or so many edits that the scope is better rebuilt (MAX_SUPERSEDED_SHARE).
 
-    Usually they are the rows past its seq and time watermarks, as many as the scope's stamp
-    (`count`) has gained. When the numbers disagree, because writes committed after the stamp or
-    late, below the seq already read past, the scope's count and its most recent ids are read
+    Usually they are the rows past its seq and time watermarks, the new ones as many as the scope's
+    stamp (`count`) has gained. When the numbers disagree, because writes committed after the stamp
+    or late, below the seq already read past, the scope's count and its most recent ids are read
     together and the rows the lexicon lacks are loaded by id."""
     since = changed_since(previous.max_seq, previous.max_updated)
     rows = session.execute(
         text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params
     ).all()
-    if any(row.id in previous.position for row in rows):
+    edited = [row for row in rows if row.id in previous.position]
+    if len(previous.superseded) + len(edited) > MAX_SUPERSEDED_SHARE * (len(previous.ids) + len(rows)):
         return None
-    if len(previous.ids) + len(rows) == count:
+    if previous.held + len(rows) - len(edited) == count:
         return rows
-    lacking = lacking_ids(session, where, params, previous.position, len(previous.ids))
+    lacking = lacking_ids(session, where, params, previous.position, previous.held)
     if lacking is None:
         return None
-    rows = session.execute(
+    new = session.execute(
         text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND id = ANY(:lacking) ORDER BY seq"),
         {**params, "lacking": lacking},
     ).all()
-    return rows if len(rows) == len(lacking) else None
+    return edited + new if len(new) == len(lacking) else None

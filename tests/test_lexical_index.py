@@ -1,4 +1,4 @@
-"""The in-process BM25 index: exact BM25, appends equal a rebuild, edits and deletes rebuild, filters hold."""
+"""The in-process BM25 index: exact BM25, appends and edits equal a rebuild, filters hold."""
 
 import math
 import random
@@ -100,7 +100,7 @@ def test_context_view_reaches_a_reply_through_its_neighbours(runtime: Runtime, c
     assert np.all(scores.views["context"][other] < scores.views["context"][reply])
 
 
-def test_appends_equal_a_rebuild_and_edits_rebuild(runtime: Runtime, client: TestClient) -> None:
+def test_appends_and_edits_equal_a_rebuild(runtime: Runtime, client: TestClient) -> None:
     tenant_id = _tenant(runtime, client)
     indexes = LexicalIndexes(2, 10_000, 4, 600)
     _messages(client, "s1", [("Ana", "I play the oboe"), ("Ben", "Since when?"), ("Ana", "Since school")])
@@ -119,8 +119,17 @@ def test_appends_equal_a_rebuild_and_edits_rebuild(runtime: Runtime, client: Tes
         client.patch(f"/v1/memories/{more[0]}", json={"content": "Do you still play the bassoon?"}).status_code == 200
     )
     indexes.changed()
-    edited = _scores(runtime, indexes, tenant_id, "bassoon")
-    assert edited.views["content"][edited.ids.index(type(edited.ids[0])(more[0]))] > 0
+    edited = _scores(runtime, indexes, tenant_id, "bassoon oboe")
+    rebuilt = _scores(runtime, LexicalIndexes(2, 10_000, 4, 600), tenant_id, "bassoon oboe")
+    assert len(edited.ids) == len(rebuilt.ids) + 1  # appended again, not rebuilt: its old position stays
+    ids = rebuilt.ids
+    assert all(np.allclose(edited.of(ids)[view], rebuilt.views[view]) for view in rebuilt.views)
+    assert str_ids(_scores(runtime, indexes, tenant_id, "bassoon").top("content", 5)) == [more[0]]
+
+    # A second edit would leave 2 of 7 positions superseded, beyond MAX_SUPERSEDED_SHARE: rebuilt.
+    assert client.patch(f"/v1/memories/{more[1]}", json={"content": "Every Monday"}).status_code == 200
+    indexes.changed()
+    assert len(_scores(runtime, indexes, tenant_id, "bassoon").ids) == len(rebuilt.ids)
 
 
 def test_a_write_that_commits_late_is_appended_not_rebuilt(runtime: Runtime, client: TestClient) -> None:
@@ -325,6 +334,48 @@ def _turns(count: int, seed: int) -> list[SimpleNamespace]:
         )
         for i in range(count)
     ]
+
+
+def test_edits_appended_again_score_as_a_rebuild_does() -> None:
+    """Edits (new words, another speaker, session or event time) appended over a lexicon whose
+    common terms are kept give every memory the scores of a lexicon built from the edited rows,
+    carried views included; the superseded positions score nothing."""
+    rows = _turns(300, seed=11)
+    rng = random.Random(12)
+    edited_at = datetime(2026, 1, 1, tzinfo=UTC)
+    edits = [
+        SimpleNamespace(
+            **{
+                **vars(row),
+                "content": f"{row.content} piano" if i % 2 else "piano lisbon",
+                "session_id": row.session_id if i % 3 else f"s{rng.randrange(6)}",
+                "event_at": row.event_at + timedelta(minutes=rng.randrange(-60, 60)),
+                "updated_at": edited_at,
+                "attributes": {"speaker": "Cleo"},
+            }
+        )
+        for i, row in enumerate(rng.sample(rows, 40))
+    ]
+    now = {row.id: row for row in rows} | {row.id: row for row in edits}
+    fresh = ScopeLexicon(2)
+    fresh.add(sorted(now.values(), key=lambda row: row.seq))
+    expected = fresh.prepare()
+    for window in (0, 2):
+        grown = ScopeLexicon(window)
+        grown.add(rows)
+        grown.prepare().score_common_terms()
+        grown.add(edits)
+        derived = grown.prepare()
+        assert derived.held == len(rows) and len(derived.ids) == len(rows) + len(edits)
+        assert derived.carried is not None and derived.carried.views
+        if window != 2:
+            continue
+        for query in ["oboe school", "piano lisbon", "Cleo garden", "Ana violin"]:
+            scores, wanted = derived.scores(query), expected.scores(query)
+            at = [derived.position[memory_id] for memory_id in expected.ids]
+            for view in wanted:
+                assert np.allclose(scores[view][at], wanted[view], atol=1e-6), (query, view)
+                assert not scores[view][derived.superseded].any(), (query, view)
 
 
 def test_window_frequencies_by_runs_equal_those_by_neighbours() -> None:
