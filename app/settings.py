@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     speaker_weight: float = Field(
         default=0.5, ge=0, description="Weight of the question naming the memory's speaker (bm25 backend)."
     )
+    time_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the memory's event time falling in the period the question names (bm25 backend).",
+    )
     key_weight: float = Field(default=0.2, ge=0, description="Weight of matches on consolidation keys.")
     context_window: int = Field(default=2, ge=0, le=10, description="Neighbouring turns each side in the context view.")
     expansion_weight: float = Field(

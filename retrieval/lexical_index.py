@@ -7,7 +7,9 @@ process and scores two views of every memory with Okapi BM25:
 - content: the memory's own indexed text (speaker included: memory_types/content.py);
 - context: the memory with its neighbouring turns in the same session (`window` on each side),
   because a reply ("Yes, last Friday!") is often findable only through the turn it answers;
-- speaker: 1 where the question names the memory's speaker ("What did Maria say about...").
+- speaker: 1 where the question names the memory's speaker ("What did Maria say about...");
+- time: 1 where the memory's event time falls in the period the question names ("in May 2023":
+  retrieval/periods.py).
 
 Like the FAISS index it only proposes ids and scores: the caller's SQL applies every filter, so a
 lagging index can cost recall, never correctness. Memories arrive by appending to the statistics
@@ -37,6 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from memory_types.content import indexed_text
+from retrieval.periods import event_month, event_seconds, named_period
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import (
     OpenSession,
@@ -94,6 +97,8 @@ class _Derived:
     norm_content: np.ndarray  # BM25 length normalisation of each memory's text
     norm_context: np.ndarray  # ... and of its window
     by_speaker_word: dict[str, np.ndarray]  # positions of the memories whose speaker's name has the word
+    event_times: np.ndarray  # Unix seconds, 0 for a memory without an event time
+    event_months: np.ndarray  # 1-12, 0 for a memory without an event time
     types: np.ndarray
     agents: np.ndarray
     sessions: np.ndarray
@@ -110,8 +115,14 @@ class _Derived:
         for word in name_words(query_text):
             if word in self.by_speaker_word:
                 speaker[self.by_speaker_word[word]] = 1.0
+        period = named_period(query_text)
+        time = (
+            period.holds(self.event_times, self.event_months).astype(SCORE)
+            if period is not None
+            else np.zeros(n, dtype=SCORE)
+        )
         if self.superseded is not None:
-            speaker[self.superseded] = 0.0
+            speaker[self.superseded] = time[self.superseded] = 0.0
         content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
         weighted = [(term, 1.0) for term in tokenize(query_text)] + list((expansions or {}).items())
         for term, weight in weighted:
@@ -120,7 +131,7 @@ class _Derived:
                 # Positions are unique within a term: add.at is the plain sum, and faster than += here.
                 np.add.at(content, views.content_at, views.content if weight == 1.0 else weight * views.content)
                 np.add.at(context, views.context_at, views.context if weight == 1.0 else weight * views.context)
-        return {"content": content, "context": context, "speaker": speaker}
+        return {"content": content, "context": context, "speaker": speaker, "time": time}
 
     def term_views(self, term: str) -> "_TermViews | None":
         """The term's BM25 in each view. A common term's is kept with the snapshot: in a large scope it
@@ -335,6 +346,7 @@ class ScopeLexicon:
     runs: _Column = field(default_factory=lambda: _Column(np.int64))  # each turn's session by first turn; -1 alone
     _run_of_session: dict[str, int] = field(default_factory=dict)
     event_times: _Column = field(default_factory=lambda: _Column(np.float64))
+    event_months: _Column = field(default_factory=lambda: _Column(np.int8))
     seqs: _Column = field(default_factory=lambda: _Column(np.int64))
     lengths: _Column = field(default_factory=lambda: _Column(np.float64))
     by_speaker_word: dict[str, _Column] = field(default_factory=dict)  # positions, ascending
@@ -398,7 +410,8 @@ class ScopeLexicon:
             self.runs.pending.append(
                 self._run_of_session.setdefault(row.session_id, len(self._run_of_session)) if in_run else -1
             )
-            self.event_times.pending.append(row.event_at.timestamp() if row.event_at else 0.0)
+            self.event_times.pending.append(event_seconds(row.event_at))
+            self.event_months.pending.append(event_month(row.event_at))
             self.seqs.pending.append(row.seq)
             for word in name_words((row.attributes or {}).get("speaker")):
                 speakers = self.by_speaker_word.get(word)
@@ -485,6 +498,8 @@ class ScopeLexicon:
             norm_content=_length_norm(lengths[:n], superseded),
             norm_context=_length_norm(window_lengths, superseded),
             by_speaker_word={word: positions.array() for word, positions in self.by_speaker_word.items()},
+            event_times=times,
+            event_months=self.event_months.array(),
             types=self.types.array(),
             agents=self.agents.array(),
             sessions=self.sessions.array(),
@@ -562,7 +577,7 @@ def _top_positions(scores: np.ndarray, limit: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LexicalScores:
-    """The scope's view scores for one query ("content", "context", "speaker"), to look up by memory id."""
+    """The scope's view scores for one query ("content", "context", "speaker", "time"), to look up by memory id."""
 
     ids: list[Any]
     views: dict[str, np.ndarray]

@@ -105,3 +105,38 @@ def test_default_retrieval_finds_the_answering_turn(client: TestClient, api_key:
     # before the BM25 index) gets 0.69 and 0.63.
     assert recall_at_5 >= 0.9, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
     assert mrr >= 0.6, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
+
+
+def test_a_period_in_the_question_picks_the_turn_of_that_time(client: TestClient, api_key: str) -> None:
+    """Three near-identical turns months apart: only the time view can tell which one a question
+    naming the month (or the day) asks about; text and meaning alone rank the three the same way
+    for every question."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    told = [
+        ("2024-03-10T19:00:00Z", "I cooked chili for the neighbours today, with beans."),
+        ("2024-05-05T19:00:00Z", "I cooked chili for the neighbours today, with corn."),
+        ("2024-07-21T19:00:00Z", "I cooked chili for the neighbours today, with rice."),
+    ]
+    ids = []
+    for number, (timestamp, text) in enumerate(told):
+        messages = [
+            {"role": "user", "name": "Tom", "content": text, "timestamp": timestamp},
+            {
+                "role": "user",
+                "name": "Priya",
+                "content": "Lucky neighbours! How is the garden?",
+                "timestamp": timestamp,
+            },
+        ]
+        body = {"user_id": "chili", "session_id": f"c{number}", "messages": messages}
+        response = client.post("/v1/messages", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["ids"][0])
+    for question, wanted in [
+        ("What did Tom cook for the neighbours in March 2024?", ids[0]),
+        ("What did Tom cook for the neighbours on May 5, 2024?", ids[1]),
+        ("What did Tom cook for the neighbours in July?", ids[2]),
+    ]:
+        body = {"query": question, "user_id": "chili", "k": 3}
+        results = client.post("/v1/search", json=body, headers=headers).json()["results"]
+        assert results[0]["id"] == wanted, (question, [r["content"] for r in results])

@@ -31,6 +31,7 @@ def search_params(runtime: Runtime) -> SearchParams:
         lexical_weight=s.lexical_weight,
         context_weight=s.context_weight,
         speaker_weight=s.speaker_weight,
+        time_weight=s.time_weight,
         use_keys=s.use_memory_keys,
         key_weight=s.key_weight,
         dense_exact_share=s.dense_exact_share,

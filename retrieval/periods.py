@@ -1,0 +1,106 @@
+"""The calendar period a question names ("on 13 October, 2023", "in May 2023", "in June"), for the
+time view: memories whose event time falls in it.
+
+Questions about an agent's past often say when ("What did Maria donate in December 2023?"), and
+the turn that answers rarely repeats the date: the date is the session's, in `event_at`. Only
+absolute periods are read. "Last week" needs the moment the question is asked about, which a
+search does not carry.
+
+An event is often told some days after it happened ("I had dinner with my mom yesterday"), so a
+named day or month also holds the SLACK_DAYS after it.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+SLACK_DAYS = 7
+
+_MONTHS = "january february march april may june july august september october november december".split()
+_MONTH = r"(" + "|".join(_MONTHS) + r")"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"((?:19|20)\d\d)"
+# Most specific first: a date's month and year would also match the month's pattern.
+_MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.IGNORECASE)
+_DAY_MONTH_YEAR = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE)
+_ISO_DATE = re.compile(rf"\b{_YEAR}-(\d\d)-(\d\d)\b")
+_MONTH_YEAR = re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?{_YEAR}\b", re.IGNORECASE)
+# A month alone only after a preposition: "may" is also a verb.
+_MONTH_ALONE = re.compile(rf"\b(?:in|during|since|early|late|mid|of)\s+{_MONTH}\b", re.IGNORECASE)
+_YEAR_ALONE = re.compile(rf"\b(?:in|during|of)\s+{_YEAR}\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Days from `first` to `last` (inclusive, UTC), or with `month` set, that month of every year."""
+
+    first: date | None = None
+    last: date | None = None
+    month: int | None = None
+
+    def holds(self, event_times: np.ndarray, event_months: np.ndarray) -> np.ndarray:
+        """Which memories' events fall in the period, given their times (`event_seconds`) and
+        calendar months (`event_month`): plain comparisons, with no date arithmetic per memory."""
+        if self.month is not None:
+            return event_months == self.month
+        assert self.first is not None and self.last is not None
+        start = datetime(self.first.year, self.first.month, self.first.day, tzinfo=UTC).timestamp()
+        end = datetime(self.last.year, self.last.month, self.last.day, tzinfo=UTC).timestamp() + 86_400
+        return (event_times >= start) & (event_times < end)
+
+
+def named_period(question: str) -> Period | None:
+    """The first period the question names, most specific reading first; None if it names none
+    (or names an impossible date)."""
+    try:
+        return _read(question)
+    except ValueError:  # "February 30, 2023"
+        return None
+
+
+def _read(question: str) -> Period | None:
+    if match := _MONTH_DAY_YEAR.search(question):
+        return _days(date(int(match[3]), _month(match[1]), int(match[2])))
+    if match := _DAY_MONTH_YEAR.search(question):
+        return _days(date(int(match[3]), _month(match[2]), int(match[1])))
+    if match := _ISO_DATE.search(question):
+        return _days(date(int(match[1]), int(match[2]), int(match[3])))
+    if match := _MONTH_YEAR.search(question):
+        first = date(int(match[2]), _month(match[1]), 1)
+        return _days(first, _next_month(first) - timedelta(days=1))
+    if match := _MONTH_ALONE.search(question):
+        return Period(month=_month(match[1]))
+    if match := _YEAR_ALONE.search(question):
+        return _days(date(int(match[1]), 1, 1), date(int(match[1]), 12, 31))
+    return None
+
+
+def _days(first: date, last: date | None = None) -> Period:
+    return Period(first=first, last=(last or first) + timedelta(days=SLACK_DAYS))
+
+
+def _month(name: str) -> int:
+    return _MONTHS.index(name.lower()) + 1
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def event_seconds(moment: datetime | None) -> float:
+    """A memory's event time as the index keeps it: Unix seconds, 0 when it has none."""
+    if moment is None:
+        return 0.0
+    return _utc(moment).timestamp()
+
+
+def event_month(moment: datetime | None) -> int:
+    """A memory's event month (1-12, in UTC) as the index keeps it: 0 when it has none."""
+    return 0 if moment is None else _utc(moment).month
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive times are read as UTC, as Postgres stores them in a timestamptz column."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
