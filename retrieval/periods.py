@@ -27,8 +27,9 @@ _MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.IGNORECAS
 _DAY_MONTH_YEAR = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE)
 _ISO_DATE = re.compile(rf"\b{_YEAR}-(\d\d)-(\d\d)\b")
 _MONTH_YEAR = re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?{_YEAR}\b", re.IGNORECASE)
-# A month alone only after a preposition: "may" is also a verb.
-_MONTH_ALONE = re.compile(rf"\b(?:in|during|since|early|late|mid|of)\s+{_MONTH}\b", re.IGNORECASE)
+# A month alone only after a word that makes it a time ("may" is also a verb); not after "since",
+# which names everything from then on.
+_MONTH_ALONE = re.compile(rf"\b(?:in|during|early|late|mid|of)\s+{_MONTH}\b", re.IGNORECASE)
 _YEAR_ALONE = re.compile(rf"\b(?:in|during|of)\s+{_YEAR}\b", re.IGNORECASE)
 
 

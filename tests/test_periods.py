@@ -35,6 +35,7 @@ def test_a_month_alone_is_that_month_of_any_year() -> None:
         "What may Tom play at the recital?",  # a verb, not the month
         "Where did Priya travel last week?",  # relative: the search has no moment to count from
         "What happened on February 30, 2023?",  # no such day
+        "What has she painted since June?",  # from then on, not that month
         "Which marathon is Tom running?",
     ],
 )
