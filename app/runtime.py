@@ -26,7 +26,7 @@ from app.query_cache import QueryEmbeddings
 from app.services.key_cache import KeyCache
 from app.services.tenants import ensure_bootstrap_key
 from app.settings import Settings
-from app.vector_changes import deliver_inserts, notify_vector_changes
+from app.vector_changes import deliver_inserts, is_text_write, notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
 from retrieval.lexical_index import LexicalIndexes
 from retrieval.term_expansion import ExpansionParams, WordVectors
@@ -191,7 +191,9 @@ def _start_performance_parts(runtime: Runtime) -> None:
                 s.expansion_weight, s.expansion_min_cosine, s.expansion_per_word, s.expansion_max_terms
             ),
         )
-        notify_vector_changes(runtime.engine, runtime.lexical_index.changed, receives_inserts=True)
+        notify_vector_changes(
+            runtime.engine, runtime.lexical_index.changed, receives_inserts=True, changes=is_text_write
+        )
         deliver_inserts(runtime.sessions, runtime.lexical_index.appended)
     if s.dense_backend == "faiss":
         runtime.dense_index = FaissIndexes(

@@ -1,11 +1,14 @@
-"""Tells in-process dense indexes (FAISS) that memory vectors may have changed, once the change is committed.
+"""Tells in-process indexes that memories may have changed, once the change is committed: dense ones
+(FAISS) of changed vectors, the BM25 index of changed text.
 
 Every write in this process goes through the engine, so the engine's events see them all, whatever
 module wrote (store, jobs, embedding worker). A statement that adds, removes or re-embeds memories
-marks its pooled connection; the mark is acted on when the connection returns to the pool, which
-is after the transaction ended: an index that re-reads the database then sees the change. (A
+(`is_vector_write`), or for the BM25 index changes what it reads of them (`is_text_write`), marks
+its pooled connection; the mark is acted on when the connection returns to the pool, which is
+after the transaction ended: an index that re-reads the database then sees the change. (A
 rolled-back mark only costs one needless staleness check.) Access-count updates and other column
-changes leave vectors alone and are ignored, or every search would invalidate every index.
+changes are ignored, or every search would invalidate every index; so are the embedding worker's
+vectors for the BM25 index, which reads no vector (each batch made every scope stamp again).
 
 Inserts can instead be handed over: an insert made with the `REPORTED` execution option in a
 session that delivers its inserts (`deliver_inserts`) gives its rows to the index once committed
@@ -34,21 +37,37 @@ _VECTOR_WRITE = re.compile(
 )
 
 
+_TEXT_WRITE = re.compile(
+    r"^\s*(?:INSERT\s+INTO\s+memories\b|DELETE\s+FROM\s+memories\b"
+    r"|UPDATE\s+memories\s+SET\b(?:(?!\bWHERE\b).)*\b(?:content|attributes|type|user_id|agent_id|session_id|event_at)\s*=)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def is_vector_write(statement: str) -> bool:
     return _VECTOR_WRITE.match(statement) is not None
 
 
+def is_text_write(statement: str) -> bool:
+    """Whether the statement adds or removes memories, or sets a column the BM25 index reads."""
+    return _TEXT_WRITE.match(statement) is not None
+
+
 def notify_vector_changes(
-    engine: Engine, on_change: Callable[[], None], receives_inserts: bool = False
+    engine: Engine,
+    on_change: Callable[[], None],
+    receives_inserts: bool = False,
+    changes: Callable[[str], bool] = is_vector_write,
 ) -> Callable[[], None]:
-    """Call `on_change` after each transaction of `engine` that wrote memory vectors; returns the way
-    to stop. receives_inserts: not for inserts whose rows are delivered to it (`deliver_inserts`)."""
+    """Call `on_change` after each transaction of `engine` that made `changes` (by default, wrote
+    memory vectors); returns the way to stop. receives_inserts: not for inserts whose rows are
+    delivered to it (`deliver_inserts`)."""
     marker = object()  # each listener marks and clears its own flag: several indexes may listen
 
     def mark(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *_: Any) -> None:
         if receives_inserts and context is not None and context.execution_options.get(REPORTED):
             return
-        if is_vector_write(statement):
+        if changes(statement):
             conn.info[marker] = True
 
     def checkin(dbapi_connection: Any, record: Any) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.api.schemas import MemoryCreate
 from app.db.tenancy import confined_session
+from app.jobs.embedding_worker import embed_pending
 from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
@@ -220,6 +221,27 @@ def test_the_writers_next_search_finds_its_memory_without_stamping_the_scope(
             [first, *_] = client.post("/v1/search", json=body).json()["results"]
             assert first["id"] == harpsichord and first["scores"]["lexical"] > 0
     assert stamped_in == [] and runtime.lexical_index.refreshes == refreshes
+
+
+def test_vectors_the_embedding_worker_writes_do_not_make_scopes_stamp(
+    runtime: Runtime, client: TestClient, paused_worker: None
+) -> None:
+    """The BM25 index reads no vector: the worker's embeddings of a deferred batch leave its scopes
+    as they are, while an edit of a memory's text still makes the next search stamp its scope."""
+    size = runtime.settings.async_embed_batch_min  # a batch this large is stored before it is embedded
+    batch = [{"content": f"note {i} about the harpsichord", "user_id": "u"} for i in range(size)]
+    ids = client.post("/v1/memories", json={"memories": batch}).json()["ids"]
+    assert client.get(f"/v1/memories/{ids[0]}").json()["embedding_status"] == "pending"
+    assert client.post("/v1/search", json={"query": "harpsichord", "user_id": "u"}).status_code == 200
+    while embed_pending(runtime.sessions, runtime.embedder, batch=25):
+        pass
+    with threads_running(runtime, "max(updated_at)") as stamped_in:
+        assert client.post("/v1/search", json={"query": "harpsichord", "user_id": "u"}).status_code == 200
+    assert stamped_in == []
+    assert client.patch(f"/v1/memories/{ids[0]}", json={"content": "a note about the lute"}).status_code == 200
+    with threads_running(runtime, "max(updated_at)") as stamped_in:
+        [first] = client.post("/v1/search", json={"query": "lute", "user_id": "u", "k": 1}).json()["results"]
+    assert stamped_in and first["id"] == ids[0]
 
 
 def test_rows_handed_over_on_commit_score_as_a_rebuild_does(runtime: Runtime, client: TestClient) -> None:
