@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of the memory's event time falling in the period the question names (bm25 backend).",
     )
+    when_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of a memory whose text says when (yesterday, last week, a month, a year) "
+        "for a question asking when (bm25 backend).",
+    )
     key_weight: float = Field(default=0.2, ge=0, description="Weight of matches on consolidation keys.")
     context_window: int = Field(default=2, ge=0, le=10, description="Neighbouring turns each side in the context view.")
     expansion_weight: float = Field(

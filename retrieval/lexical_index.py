@@ -9,7 +9,8 @@ process and scores two views of every memory with Okapi BM25:
   because a reply ("Yes, last Friday!") is often findable only through the turn it answers;
 - speaker: 1 where the question names the memory's speaker ("What did Maria say about...");
 - time: 1 where the memory's event time falls in the period the question names ("in May 2023":
-  retrieval/periods.py).
+  retrieval/periods.py);
+- when: for a question asking when, 1 where the memory's text says when ("last Friday", "in 2022").
 
 Like the FAISS index it only proposes ids and scores: the caller's SQL applies every filter, so a
 lagging index can cost recall, never correctness. Memories arrive by appending to the statistics
@@ -39,7 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from memory_types.content import indexed_text
-from retrieval.periods import event_month, event_seconds, named_period
+from retrieval.periods import asks_when, event_month, event_seconds, named_period, tells_when
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import (
     OpenSession,
@@ -99,6 +100,7 @@ class _Derived:
     by_speaker_word: dict[str, np.ndarray]  # positions of the memories whose speaker's name has the word
     event_times: np.ndarray  # Unix seconds, 0 for a memory without an event time
     event_months: np.ndarray  # 1-12, 0 for a memory without an event time
+    tells_when: np.ndarray  # the memory's text says when something happened
     types: np.ndarray
     agents: np.ndarray
     sessions: np.ndarray
@@ -121,8 +123,9 @@ class _Derived:
             if period is not None
             else np.zeros(n, dtype=SCORE)
         )
+        when = self.tells_when.astype(SCORE) if asks_when(query_text) else np.zeros(n, dtype=SCORE)
         if self.superseded is not None:
-            speaker[self.superseded] = time[self.superseded] = 0.0
+            speaker[self.superseded] = time[self.superseded] = when[self.superseded] = 0.0
         content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
         weighted = [(term, 1.0) for term in tokenize(query_text)] + list((expansions or {}).items())
         for term, weight in weighted:
@@ -131,7 +134,7 @@ class _Derived:
                 # Positions are unique within a term: add.at is the plain sum, and faster than += here.
                 np.add.at(content, views.content_at, views.content if weight == 1.0 else weight * views.content)
                 np.add.at(context, views.context_at, views.context if weight == 1.0 else weight * views.context)
-        return {"content": content, "context": context, "speaker": speaker, "time": time}
+        return {"content": content, "context": context, "speaker": speaker, "time": time, "when": when}
 
     def term_views(self, term: str) -> "_TermViews | None":
         """The term's BM25 in each view. A common term's is kept with the snapshot: in a large scope it
@@ -347,6 +350,7 @@ class ScopeLexicon:
     _run_of_session: dict[str, int] = field(default_factory=dict)
     event_times: _Column = field(default_factory=lambda: _Column(np.float64))
     event_months: _Column = field(default_factory=lambda: _Column(np.int8))
+    tells_when: _Column = field(default_factory=lambda: _Column(bool))
     seqs: _Column = field(default_factory=lambda: _Column(np.int64))
     lengths: _Column = field(default_factory=lambda: _Column(np.float64))
     by_speaker_word: dict[str, _Column] = field(default_factory=dict)  # positions, ascending
@@ -412,6 +416,7 @@ class ScopeLexicon:
             )
             self.event_times.pending.append(event_seconds(row.event_at))
             self.event_months.pending.append(event_month(row.event_at))
+            self.tells_when.pending.append(tells_when(row.content))
             self.seqs.pending.append(row.seq)
             for word in name_words((row.attributes or {}).get("speaker")):
                 speakers = self.by_speaker_word.get(word)
@@ -500,6 +505,7 @@ class ScopeLexicon:
             by_speaker_word={word: positions.array() for word, positions in self.by_speaker_word.items()},
             event_times=times,
             event_months=self.event_months.array(),
+            tells_when=self.tells_when.array(),
             types=self.types.array(),
             agents=self.agents.array(),
             sessions=self.sessions.array(),
@@ -577,7 +583,7 @@ def _top_positions(scores: np.ndarray, limit: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LexicalScores:
-    """The scope's view scores for one query ("content", "context", "speaker", "time"), to look up by memory id."""
+    """The scope's view scores for one query ("content", "context", "speaker", "time", "when"), to look up by memory id."""
 
     ids: list[Any]
     views: dict[str, np.ndarray]

@@ -1,5 +1,6 @@
-"""The calendar period a question names ("on 13 October, 2023", "in May 2023", "in June"), for the
-time view: memories whose event time falls in it.
+"""Time in questions and memories: the calendar period a question names ("on 13 October, 2023",
+"in May 2023", "in June"), for the time view (memories whose event time falls in it); and whether a
+question asks when and a memory's text tells when, for the when view.
 
 Questions about an agent's past often say when ("What did Maria donate in December 2023?"), and
 the turn that answers rarely repeats the date: the date is the session's, in `event_at`. Only
@@ -76,6 +77,33 @@ def _read(question: str) -> Period | None:
     if match := _YEAR_ALONE.search(question):
         return _days(date(int(match[1]), 1, 1), date(int(match[1]), 12, 31))
     return None
+
+
+_ASKS_WHEN = re.compile(
+    r"^\W*(?:when\b|what\s+(?:year|month|day|date|time)\b|how\s+long\s+ago\b|since\s+when\b)", re.IGNORECASE
+)
+_WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+_SEASON = r"(?:spring|summer|fall|autumn|winter)"
+# "may" is left out of the months: as a verb it is far more common in what people say.
+_MONTH_NOT_MAY = r"(?:" + "|".join(name for name in _MONTHS if name != "may") + r")"
+_TELLS_WHEN = re.compile(
+    r"\b(?:yesterday|today|tonight|tomorrow|ago|recently|lately|earlier|"
+    rf"(?:last|next|this|past)\s+(?:week|weekend|month|year|night|morning|{_WEEKDAY}|{_SEASON})|"
+    rf"{_MONTH_NOT_MAY}|May\s+\d|(?:19|20)\d\d|{_WEEKDAY}|\d+\s+(?:days?|weeks?|months?|years?))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_when(question: str) -> bool:
+    """Whether the question asks for a time ("When did...", "What year...", "How long ago...")."""
+    return _ASKS_WHEN.search(question) is not None
+
+
+def tells_when(text: str) -> bool:
+    """Whether the text says when something happened: a relative day or week ("yesterday", "last
+    Friday", "3 years ago"), a month, a year: what a question asking when is most often answered by
+    (docs/retrieval.md has how often)."""
+    return _TELLS_WHEN.search(text) is not None
 
 
 def _days(first: date, last: date | None = None) -> Period:

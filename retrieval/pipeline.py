@@ -1,7 +1,7 @@
 """Search: candidates from each generator, fused, cut to k; each hit keeps its score components.
 
 With a BM25 index (the default) every candidate gets every view's score (dense cosine, content and
-context BM25, speaker named, period named, key rank) and the standardised scores are summed with weights (retrieval/fusion.py).
+context BM25, speaker named, period named, time told for a question asking when, key rank) and the standardised scores are summed with weights (retrieval/fusion.py).
 Without one (LOCI_LEXICAL_BACKEND=postgres, or a scope too large to index in process) the lists
 from pgvector and Postgres full text are fused by reciprocal rank.
 """
@@ -103,6 +103,7 @@ def _score_fusion(
             (views["context"], params.context_weight),
             (views["speaker"], params.speaker_weight),
             (views["time"], params.time_weight),
+            (views["when"], params.when_weight),
             (key_scores, params.key_weight),
         ]
     )

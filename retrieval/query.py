@@ -59,6 +59,7 @@ class SearchParams:
     context_weight: float = 1.0
     speaker_weight: float = 0.5
     time_weight: float = 1.0
+    when_weight: float = 1.0
     use_keys: bool = True
     key_weight: float = 0.2
     dense_exact_share: float = 0.05

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pytest
 
-from retrieval.periods import SLACK_DAYS, Period, event_month, event_seconds, named_period
+from retrieval.periods import SLACK_DAYS, Period, asks_when, event_month, event_seconds, named_period, tells_when
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,34 @@ def test_holds_the_days_of_the_period_and_nothing_undated() -> None:
     assert period.holds(times, months).tolist() == [False, True, True, False, False, False]
     assert Period(month=5).holds(times, months).tolist() == [True, True, True, True, True, False]
     assert Period(month=1).holds(times, months).tolist() == [False] * 6
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("When did Melanie paint a sunrise?", True),
+        ("What year did Jon open his studio?", True),
+        ("How long ago was the trip?", True),
+        ("What did Melanie paint?", False),
+        ("Where does Tom go when it rains?", False),  # "when" not as the question
+    ],
+)
+def test_asks_when(question: str, asks: bool) -> None:
+    assert asks_when(question) is asks
+
+
+@pytest.mark.parametrize(
+    ("text", "tells"),
+    [
+        ("I adopted a puppy yesterday!", True),
+        ("We went hiking last weekend.", True),
+        ("I've had them for 3 years now.", True),
+        ("The festival is in August.", True),
+        ("It opened on May 3 and in 2022 it moved.", True),
+        ("See you on Friday!", True),
+        ("I may adopt a puppy.", False),  # the verb, not the month
+        ("Dance is my go-to for stress relief.", False),
+    ],
+)
+def test_tells_when(text: str, tells: bool) -> None:
+    assert tells_when(text) is tells

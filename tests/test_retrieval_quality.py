@@ -140,3 +140,24 @@ def test_a_period_in_the_question_picks_the_turn_of_that_time(client: TestClient
         body = {"query": question, "user_id": "chili", "k": 3}
         results = client.post("/v1/search", json=body, headers=headers).json()["results"]
         assert results[0]["id"] == wanted, (question, [r["content"] for r in results])
+
+
+def test_a_question_asking_when_prefers_the_turn_that_says_when(client: TestClient, api_key: str) -> None:
+    """Of two turns about the sister's visits, the one sharing the question's words does not say
+    when; the one that does ("last weekend") answers "When...?", and the when view puts it first
+    (without it, the other turn leads)."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    sessions = [
+        [("Tom", "My sister visits often and we always bake bread together."), ("Priya", "Sounds cosy!")],
+        [("Priya", "How was your weekend?"), ("Tom", "She came over last weekend, we baked all afternoon.")],
+    ]
+    ids = []
+    for number, turns in enumerate(sessions):
+        messages = [{"role": "user", "name": name, "content": text} for name, text in turns]
+        body = {"user_id": "visits", "session_id": f"v{number}", "messages": messages}
+        response = client.post("/v1/messages", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["ids"])
+    body = {"query": "When did Tom's sister visit him?", "user_id": "visits", "k": 3}
+    results = client.post("/v1/search", json=body, headers=headers).json()["results"]
+    assert results[0]["id"] == ids[1][1], [r["content"] for r in results]

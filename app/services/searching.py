@@ -32,6 +32,7 @@ def search_params(runtime: Runtime) -> SearchParams:
         context_weight=s.context_weight,
         speaker_weight=s.speaker_weight,
         time_weight=s.time_weight,
+        when_weight=s.when_weight,
         use_keys=s.use_memory_keys,
         key_weight=s.key_weight,
         dense_exact_share=s.dense_exact_share,
