@@ -31,17 +31,19 @@ _DELIVERS = "loci_delivers_inserts"  # session.info: this session's inserts are 
 _INSERTED = "loci_inserted"  # session.info: rows to deliver if the transaction commits
 _COMMITTED = "loci_committed"  # session.info: rows to deliver once the transaction has ended
 
-_VECTOR_WRITE = re.compile(
-    r"^\s*(?:INSERT\s+INTO\s+memories\b|DELETE\s+FROM\s+memories\b|UPDATE\s+memories\s+SET\b.*\bembedding\s*=)",
-    re.IGNORECASE | re.DOTALL,
-)
+
+def _memory_write(*columns: str) -> re.Pattern[str]:
+    """Statements that add or remove memories, or whose SET clause assigns one of `columns`."""
+    assigned = "|".join(columns)
+    return re.compile(
+        r"^\s*(?:INSERT\s+INTO\s+memories\b|DELETE\s+FROM\s+memories\b"
+        rf"|UPDATE\s+memories\s+SET\b(?:(?!\bWHERE\b).)*\b(?:{assigned})\s*=)",
+        re.IGNORECASE | re.DOTALL,
+    )
 
 
-_TEXT_WRITE = re.compile(
-    r"^\s*(?:INSERT\s+INTO\s+memories\b|DELETE\s+FROM\s+memories\b"
-    r"|UPDATE\s+memories\s+SET\b(?:(?!\bWHERE\b).)*\b(?:content|attributes|type|user_id|agent_id|session_id|event_at)\s*=)",
-    re.IGNORECASE | re.DOTALL,
-)
+_VECTOR_WRITE = _memory_write("embedding")
+_TEXT_WRITE = _memory_write("content", "attributes", "type", "user_id", "agent_id", "session_id", "event_at")
 
 
 def is_vector_write(statement: str) -> bool:
