@@ -19,7 +19,7 @@ from app.api import (
     routes_stats,
 )
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, ContainErrors, RejectNulInUrl, RequestTimeout
+from app.api.middleware import BodySizeLimit, ConcurrencyLimit, ContainErrors, RejectNulInUrl, RequestTimeout
 from app.api.openapi import ERROR_RESPONSES, hoist_inline_definitions
 from app.api.ratelimit import RateLimiter
 from app.api.request_metrics import RequestMetrics
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Added innermost first: errors are contained around the deadline, which is around the input checks.
     app.add_middleware(RejectNulInUrl)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
     app.add_middleware(ContainErrors)
     if settings.metrics_enabled:

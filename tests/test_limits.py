@@ -2,8 +2,9 @@
 (declared or chunked), values Postgres cannot store, pagination caps; and what an unexpected
 error shows. Each runs on an app of its own with small limits over the session's runtime."""
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -57,6 +58,36 @@ def test_a_request_past_its_deadline_gets_503(app_with, api_key: str) -> None:  
             _error(late, 503, "timeout")
             assert late.headers["Retry-After"] == "1"
             assert client.get("/healthz").status_code == 200  # the server itself is fine
+
+
+def test_requests_past_the_concurrency_limit_wait_their_turn(app_with, api_key: str) -> None:  # type: ignore[no-untyped-def]
+    """A write whose body is still arriving holds the only slot: a read waits for it, in order, while
+    the health probe passes the gate. Over real HTTP, so the gate sits in the served app."""
+
+    async def scenario(url: str) -> None:
+        body_may_end = asyncio.Event()
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield b'{"content": "a note sent slowly", '
+            await body_may_end.wait()
+            yield b'"user_id": "gate"}'
+
+        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            write = asyncio.create_task(client.post("/v1/memories", content=slow_body()))
+            await asyncio.sleep(0.3)  # the write is in, holding the slot
+            read = asyncio.create_task(client.get("/v1/memories", params={"user_id": "gate"}))
+            assert (await client.get("/healthz")).status_code == 200
+            await asyncio.sleep(0.5)
+            assert not read.done()  # queued behind the write
+            body_may_end.set()
+            assert (await write).status_code == 201
+            listed = await read
+            assert listed.status_code == 200
+            assert [m["content"] for m in listed.json()["memories"]] == ["a note sent slowly"]
+
+    with serve_in_thread(app_with(max_concurrent_requests=1)) as url:
+        asyncio.run(scenario(url))
 
 
 def _chunks(size: int) -> Iterator[bytes]:

@@ -68,6 +68,34 @@ class RejectNulInUrl:
         await self.app(scope, receive, send)
 
 
+class ConcurrencyLimit:
+    """Let at most `limit` requests run at once; the rest wait their turn in arrival order.
+
+    Without it, every connection's request runs in its own thread, and under a burst dozens of
+    threads take turns on the GIL and the cores: each request is slowed by all the others, so the
+    slowest wait longest. Queued in order, a request waits only for those that came before it.
+    Health checks and metrics pass the gate, so a busy service still answers its probes and
+    scrapes. A streaming export holds its slot until it is sent.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")) -> None:
+        self.app, self.limit, self.exempt = app, limit, exempt
+        self.slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def _slots_of(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        """A semaphore belongs to one event loop; a test client may serve the same app from several."""
+        if self.slots is None or self.slots[0] is not loop:
+            self.slots = (loop, asyncio.Semaphore(self.limit))
+        return self.slots[1]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limit <= 0 or scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        async with self._slots_of(asyncio.get_running_loop()):
+            await self.app(scope, receive, send)
+
+
 class RequestTimeout:
     """Answer 503 `timeout` once a request has run `seconds` without starting its response.
 
