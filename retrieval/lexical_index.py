@@ -8,8 +8,8 @@ process and scores two views of every memory with Okapi BM25:
 - context: the memory with its neighbouring turns in the same session (`window` on each side),
   because a reply ("Yes, last Friday!") is often findable only through the turn it answers;
 - speaker: 1 where the question names the memory's speaker ("What did Maria say about...");
-- time: 1 where the memory's event time falls in the period the question names ("in May 2023":
-  retrieval/periods.py);
+- time: 1 where the memory's event time falls in the period the question names ("in May 2023",
+  or "last week" counted back from when it is asked: retrieval/periods.py);
 - when: for a question asking when, 1 where the memory's text says when ("last Friday", "in 2022").
 
 Like the FAISS index it only proposes ids and scores: the caller's SQL applies every filter, so a
@@ -105,9 +105,12 @@ class _Derived:
     agents: np.ndarray
     sessions: np.ndarray
 
-    def scores(self, query_text: str, expansions: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    def scores(
+        self, query_text: str, expansions: dict[str, float] | None = None, asked_at: datetime | None = None
+    ) -> dict[str, np.ndarray]:
         """Every view's score of every memory for the query, in index order; `expansions` are more
-        terms with their weights (retrieval/term_expansion.py), a query term's being 1.
+        terms with their weights (retrieval/term_expansion.py), a query term's being 1; `asked_at`
+        is the moment relative periods ("last week") count back from.
 
         Only the memories that contain a term (or whose window does) get a term's score: the
         others' BM25 for it is exactly 0, so a term costs O(its postings) rather than O(scope).
@@ -117,7 +120,7 @@ class _Derived:
         for word in name_words(query_text):
             if word in self.by_speaker_word:
                 speaker[self.by_speaker_word[word]] = 1.0
-        period = named_period(query_text)
+        period = named_period(query_text, asked_at)
         time = (
             period.holds(self.event_times, self.event_months).astype(SCORE)
             if period is not None
@@ -685,7 +688,10 @@ class LexicalIndexes:
             rows = lexicon.words.rows(self._vocabulary, lexicon.terms)
             expansions = self._vocabulary.expansions(words, rows, derived.postings, self._expansion)
         return LexicalScores(
-            derived.ids, derived.scores(query.text, expansions), derived.allowed(query), derived.position
+            derived.ids,
+            derived.scores(query.text, expansions, query.asked_at),
+            derived.allowed(query),
+            derived.position,
         )
 
     def appended(self, rows: list[InsertedRow]) -> None:

@@ -3,9 +3,10 @@
 question asks when and a memory's text tells when, for the when view.
 
 Questions about an agent's past often say when ("What did Maria donate in December 2023?"), and
-the turn that answers rarely repeats the date: the date is the session's, in `event_at`. Only
-absolute periods are read. "Last week" needs the moment the question is asked about, which a
-search does not carry.
+the turn that answers rarely repeats the date: the date is the session's, in `event_at`. Relative
+periods ("last week", "yesterday", "3 months ago") count back from the moment the question is
+asked (a search's `asked_at`, by default the time of the request); a named date wins over them
+("the week before August 3, 2023" is about that date).
 
 An event is often told some days after it happened ("I had dinner with my mom yesterday"), so a
 named day or month also holds the SLACK_DAYS after it.
@@ -33,6 +34,19 @@ _MONTH_YEAR = re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?{_YEAR}\b", re.IGNORECASE)
 _MONTH_ALONE = re.compile(rf"\b(?:in|during|early|late|mid|of)\s+{_MONTH}\b", re.IGNORECASE)
 _YEAR_ALONE = re.compile(rf"\b(?:in|during|of)\s+{_YEAR}\b", re.IGNORECASE)
 
+_WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
+_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_COUNT = r"(\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")"
+_UNIT = r"(day|week|month|year)s?"
+_DAY_BEFORE_YESTERDAY = re.compile(r"\bday\s+before\s+yesterday\b", re.IGNORECASE)
+_YESTERDAY_TODAY = re.compile(r"\b(yesterday|last\s+night|today|tonight|this\s+morning)\b", re.IGNORECASE)
+_AGO = re.compile(rf"\b{_COUNT}\s+{_UNIT}\s+ago\b", re.IGNORECASE)
+_PAST_SPAN = re.compile(rf"\b(?:past|last)\s+{_COUNT}\s+{_UNIT}\b", re.IGNORECASE)
+_LAST_WEEKDAY = re.compile(r"\b(?:last|on)\s+(" + "|".join(_WEEKDAYS) + r")\b", re.IGNORECASE)
+# Not "this weekend": on a weekday it is still to come.
+_LAST_OR_THIS = re.compile(r"\b(?:last\s+(weekend)|(last|this)\s+(week|month|year))\b", re.IGNORECASE)
+_PAST_UNIT = re.compile(r"\bpast\s+(day|week|month|year)\b", re.IGNORECASE)  # "the past month": the past 1 month
+
 
 @dataclass(frozen=True)
 class Period:
@@ -53,13 +67,16 @@ class Period:
         return (event_times >= start) & (event_times < end)
 
 
-def named_period(question: str) -> Period | None:
-    """The first period the question names, most specific reading first; None if it names none
-    (or names an impossible date)."""
+def named_period(question: str, asked_at: datetime | None = None) -> Period | None:
+    """The first period the question names, most specific reading first, then (given `asked_at`)
+    a period relative to that moment; None if it names none (or names an impossible date)."""
     try:
-        return _read(question)
+        absolute = _read(question)
     except ValueError:  # "February 30, 2023"
         return None
+    if absolute is not None or asked_at is None:
+        return absolute
+    return _relative(_PAST_UNIT.sub(r"past 1 \1", question), _utc(asked_at).date())
 
 
 def _read(question: str) -> Period | None:
@@ -77,6 +94,71 @@ def _read(question: str) -> Period | None:
     if match := _YEAR_ALONE.search(question):
         return _days(date(int(match[1]), 1, 1), date(int(match[1]), 12, 31))
     return None
+
+
+def _relative(question: str, today: date) -> Period | None:
+    """A period counted back from `today`; it ends no later than today, since what is remembered
+    has happened (with the slack of `_days` otherwise)."""
+    days: tuple[date, date] | None = None
+    if _DAY_BEFORE_YESTERDAY.search(question):
+        days = (today - timedelta(days=2), today - timedelta(days=2))
+    elif match := _YESTERDAY_TODAY.search(question):
+        day = (
+            today
+            if match[1].lower() in ("today", "tonight") or match[1].lower().startswith("this")
+            else today - timedelta(days=1)
+        )
+        days = (day, day)
+    elif match := _AGO.search(question):
+        days = _units_back(today, _count(match[1]), match[2].lower())
+    elif match := _PAST_SPAN.search(question):
+        first, _ = _units_back(today, _count(match[1]), match[2].lower())
+        days = (first, today)
+    elif match := _LAST_WEEKDAY.search(question):
+        back = (today.weekday() - _WEEKDAYS.index(match[1].lower()) - 1) % 7 + 1  # 1-7 days: strictly before today
+        days = (today - timedelta(days=back), today - timedelta(days=back))
+    elif match := _LAST_OR_THIS.search(question):
+        days = _calendar(today, (match[1] or match[3]).lower(), this=(match[2] or "").lower() == "this")
+    if days is None:
+        return None
+    return Period(first=days[0], last=min(days[1] + timedelta(days=SLACK_DAYS), today))
+
+
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else _NUMBER_WORDS[word.lower()]
+
+
+def _units_back(today: date, count: int, unit: str) -> tuple[date, date]:
+    """The day, week, month or year `count` units before today ("3 weeks ago": that week)."""
+    if unit == "day":
+        day = today - timedelta(days=count)
+        return day, day
+    if unit == "week":
+        day = today - timedelta(weeks=count)
+        return day - timedelta(days=3), day + timedelta(days=3)
+    if unit == "month":
+        first = date(today.year, today.month, 1)
+        for _ in range(count):
+            first = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+        return first, _next_month(first) - timedelta(days=1)
+    return date(today.year - count, 1, 1), date(today.year - count, 12, 31)
+
+
+def _calendar(today: date, unit: str, this: bool) -> tuple[date, date]:
+    """The last weekend, or this or the last calendar week (Monday to Sunday), month or year."""
+    monday = today - timedelta(days=today.weekday())
+    if unit == "weekend":  # on a Sunday, the one ending today
+        saturday = monday + timedelta(days=5) if today.weekday() == 6 else monday - timedelta(days=2)
+        return saturday, saturday + timedelta(days=1)
+    if unit == "week":
+        return (monday, today) if this else (monday - timedelta(weeks=1), monday - timedelta(days=1))
+    if unit == "month":
+        first = date(today.year, today.month, 1)
+        if this:
+            return first, today
+        last = first - timedelta(days=1)
+        return date(last.year, last.month, 1), last
+    return (date(today.year, 1, 1), today) if this else (date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))
 
 
 _ASKS_WHEN = re.compile(

@@ -26,6 +26,7 @@ class SearchQuery:
     include_superseded: bool = False
     min_trust: float | None = None
     exclude_flagged: bool = False
+    asked_at: datetime | None = None  # relative periods in the text ("last week") count back from it
 
     @property
     def embedding(self) -> np.ndarray:

@@ -33,7 +33,7 @@ def test_a_month_alone_is_that_month_of_any_year() -> None:
     "question",
     [
         "What may Tom play at the recital?",  # a verb, not the month
-        "Where did Priya travel last week?",  # relative: the search has no moment to count from
+        "Where did Priya travel last week?",  # relative, and no moment to count from
         "What happened on February 30, 2023?",  # no such day
         "What has she painted since June?",  # from then on, not that month
         "Which marathon is Tom running?",
@@ -41,6 +41,47 @@ def test_a_month_alone_is_that_month_of_any_year() -> None:
 )
 def test_questions_without_an_absolute_period_name_none(question: str) -> None:
     assert named_period(question) is None
+
+
+ASKED = datetime(2024, 7, 17, 15, 0, tzinfo=UTC)  # a Wednesday
+
+
+@pytest.mark.parametrize(
+    ("question", "first", "last"),
+    [
+        ("What did Tom cook yesterday?", date(2024, 7, 16), date(2024, 7, 17)),
+        ("What did we eat last night?", date(2024, 7, 16), date(2024, 7, 17)),
+        ("What did I read the day before yesterday?", date(2024, 7, 15), date(2024, 7, 17)),
+        ("Who called today?", date(2024, 7, 17), date(2024, 7, 17)),
+        ("What did I buy 3 days ago?", date(2024, 7, 14), date(2024, 7, 17)),
+        ("Where was she two weeks ago?", date(2024, 6, 30), date(2024, 7, 6 + SLACK_DAYS)),
+        ("What did he start a month ago?", date(2024, 6, 1), date(2024, 7, SLACK_DAYS)),
+        ("Where did we move 5 years ago?", date(2019, 1, 1), date(2020, 1, SLACK_DAYS)),
+        ("What have I fixed in the past 3 days?", date(2024, 7, 14), date(2024, 7, 17)),
+        ("What did I learn in the past week?", date(2024, 7, 7), date(2024, 7, 17)),
+        ("What did she say last Friday?", date(2024, 7, 12), date(2024, 7, 17)),
+        ("What did I cook on Wednesday?", date(2024, 7, 10), date(2024, 7, 17)),  # today's weekday: a week ago
+        ("Where did we hike last weekend?", date(2024, 7, 13), date(2024, 7, 17)),
+        ("What did Tom cook last week?", date(2024, 7, 8), date(2024, 7, 17)),  # Monday to Sunday, then the slack
+        ("What did I do this week?", date(2024, 7, 15), date(2024, 7, 17)),
+        ("What happened last month?", date(2024, 6, 1), date(2024, 7, SLACK_DAYS)),
+        ("What have I read this year?", date(2024, 1, 1), date(2024, 7, 17)),
+        ("Where did we travel last year?", date(2023, 1, 1), date(2024, 1, SLACK_DAYS)),
+        ("What did I note the week before August 3, 2023?", date(2023, 8, 3), date(2023, 8, 3 + SLACK_DAYS)),
+    ],
+)
+def test_relative_periods_count_back_from_when_the_question_is_asked(question: str, first: date, last: date) -> None:
+    """They end by the moment of asking; a named date wins over a relative phrase around it."""
+    assert named_period(question, ASKED) == Period(first=first, last=last)
+
+
+def test_the_weekend_just_ended_and_phrases_that_name_no_period() -> None:
+    sunday = datetime(2024, 7, 21, 20, 0, tzinfo=UTC)
+    assert named_period("What did we do last weekend?", sunday) == Period(
+        first=date(2024, 7, 20), last=date(2024, 7, 21)
+    )
+    for question in ("What are we doing this weekend?", "How long ago was her birthday?", "What do I like?"):
+        assert named_period(question, ASKED) is None
 
 
 def test_holds_the_days_of_the_period_and_nothing_undated() -> None:

@@ -137,6 +137,11 @@ class SearchRequest(_Strict):
     include_superseded: bool = False
     min_trust: float | None = Field(default=None, ge=0.0, le=1.0, description="Leave out memories trusted less.")
     exclude_flagged: bool = Field(default=False, description="Leave out memories flagged as possible prompt injection.")
+    asked_at: datetime | None = Field(
+        default=None,
+        description="The moment the question is asked: periods it names relative to now ('last week', "
+        "'yesterday', '3 months ago') count back from it. Default: `as_of` if given, else the time of the request.",
+    )
 
     def metadata_filters(self) -> dict[str, Any]:
         return {

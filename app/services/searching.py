@@ -3,6 +3,7 @@
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,6 +65,7 @@ def run_search(
         include_superseded=body.include_superseded,
         min_trust=body.min_trust,
         exclude_flagged=body.exclude_flagged,
+        asked_at=body.asked_at or body.as_of or datetime.now(UTC),
     )
     # Generic plans: planning the candidate statement took 0.7 ms of its 2 ms, and its plan depends on
     # which filters are present, not their values (retrieval.candidates writes LIMITs as literals).

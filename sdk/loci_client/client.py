@@ -219,11 +219,14 @@ class MemoryClient(_BaseClient):
         include_superseded: bool | None = None,
         min_trust: float | None = None,
         exclude_flagged: bool | None = None,
+        asked_at: datetime | str | None = None,
     ) -> SearchResponse:
         """The k memories that best match `query`, best first; `filters` match metadata.
 
         `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
+        `asked_at` is the moment relative periods in the query ("last week") count back from; the
+        server takes `as_of`, else the time of the request.
         """
         return self._send(
             _core.search(
@@ -238,6 +241,7 @@ class MemoryClient(_BaseClient):
                 include_superseded=include_superseded,
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged,
+                asked_at=asked_at,
             )
         )
 
@@ -495,11 +499,14 @@ class AsyncMemoryClient(_BaseClient):
         include_superseded: bool | None = None,
         min_trust: float | None = None,
         exclude_flagged: bool | None = None,
+        asked_at: datetime | str | None = None,
     ) -> SearchResponse:
         """The k memories that best match `query`, best first; `filters` match metadata.
 
         `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
+        `asked_at` is the moment relative periods in the query ("last week") count back from; the
+        server takes `as_of`, else the time of the request.
         """
         return await self._send(
             _core.search(
@@ -514,6 +521,7 @@ class AsyncMemoryClient(_BaseClient):
                 include_superseded=include_superseded,
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged,
+                asked_at=asked_at,
             )
         )
 
