@@ -109,11 +109,14 @@ def test_default_retrieval_finds_the_answering_turn(client: TestClient, api_key:
     assert mrr >= 0.6, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
 
 
-def _tell_chili(client: TestClient, headers: dict[str, str], user_id: str, told: list[tuple[str, str]]) -> list[str]:
-    """Tom's near-identical turns at the given times, each in a session of its own with a reply;
-    the ids of Tom's turns."""
+CHILI = [f"I cooked chili for the neighbours today, with {extra}." for extra in ("beans", "corn", "rice")]
+"""Tom's three near-identical turns: text and meaning alone rank them the same for every question."""
+
+
+def _tell_chili(client: TestClient, headers: dict[str, str], user_id: str, times: list[str]) -> list[str]:
+    """CHILI told at the given times, each in a session of its own with a reply; the turns' ids."""
     ids = []
-    for number, (timestamp, text) in enumerate(told):
+    for number, (timestamp, text) in enumerate(zip(times, CHILI, strict=True)):
         messages = [
             {"role": "user", "name": "Tom", "content": text, "timestamp": timestamp},
             {
@@ -130,61 +133,47 @@ def _tell_chili(client: TestClient, headers: dict[str, str], user_id: str, told:
     return ids
 
 
-def _first_hit(client: TestClient, headers: dict[str, str], body: dict[str, object]) -> tuple[str, list[str]]:
-    response = client.post("/v1/search", json={"k": 3, **body}, headers=headers)
-    assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    return results[0]["id"], [r["content"] for r in results]
+def _assert_first_hits(
+    client: TestClient, headers: dict[str, str], asked: list[tuple[str, str]], **body: object
+) -> None:
+    """Each (question, memory id): the memory is the question's top hit."""
+    for question, wanted in asked:
+        response = client.post("/v1/search", json={"query": question, "k": 3, **body}, headers=headers)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert results[0]["id"] == wanted, (question, [r["content"] for r in results])
 
 
 def test_a_period_in_the_question_picks_the_turn_of_that_time(client: TestClient, api_key: str) -> None:
     """Three near-identical turns months apart: only the time view can tell which one a question
-    naming the month (or the day) asks about; text and meaning alone rank the three the same way
-    for every question."""
+    naming the month (or the day) asks about."""
     headers = {"Authorization": f"Bearer {api_key}"}
-    told = [
-        ("2024-03-10T19:00:00Z", "I cooked chili for the neighbours today, with beans."),
-        ("2024-05-05T19:00:00Z", "I cooked chili for the neighbours today, with corn."),
-        ("2024-07-21T19:00:00Z", "I cooked chili for the neighbours today, with rice."),
-    ]
-    ids = _tell_chili(client, headers, "chili", told)
-    for question, wanted in [
+    ids = _tell_chili(
+        client, headers, "chili", ["2024-03-10T19:00:00Z", "2024-05-05T19:00:00Z", "2024-07-21T19:00:00Z"]
+    )
+    asked = [
         ("What did Tom cook for the neighbours in March 2024?", ids[0]),
         ("What did Tom cook for the neighbours on May 5, 2024?", ids[1]),
         ("What did Tom cook for the neighbours in July?", ids[2]),
-    ]:
-        first, contents = _first_hit(client, headers, {"query": question, "user_id": "chili"})
-        assert first == wanted, (question, contents)
+    ]
+    _assert_first_hits(client, headers, asked, user_id="chili")
 
 
 def test_a_relative_period_counts_back_from_when_the_question_is_asked(client: TestClient, api_key: str) -> None:
     """ "Last week", "last month", "last year" from `asked_at`, and "yesterday" from the time of the
     request when the search gives none."""
     headers = {"Authorization": f"Bearer {api_key}"}
-    told = [
-        ("2023-07-12T19:00:00Z", "I cooked chili for the neighbours today, with beans."),
-        ("2024-06-12T19:00:00Z", "I cooked chili for the neighbours today, with corn."),
-        ("2024-07-10T19:00:00Z", "I cooked chili for the neighbours today, with rice."),
-    ]
-    ids = _tell_chili(client, headers, "chili-then", told)
-    for question, wanted in [
+    ids = _tell_chili(client, headers, "chili-then", ["2023-07-12T19:00Z", "2024-06-12T19:00Z", "2024-07-10T19:00Z"])
+    asked = [
         ("What did Tom cook for the neighbours last year?", ids[0]),
         ("What did Tom cook for the neighbours last month?", ids[1]),
         ("What did Tom cook for the neighbours last week?", ids[2]),
-    ]:
-        body = {"query": question, "user_id": "chili-then", "asked_at": "2024-07-17T15:00:00Z"}
-        first, contents = _first_hit(client, headers, body)
-        assert first == wanted, (question, contents)
+    ]
+    _assert_first_hits(client, headers, asked, user_id="chili-then", asked_at="2024-07-17T15:00:00Z")
 
     now = datetime.now(UTC)
-    days_ago = [(40, "with beans"), (1, "with corn"), (12, "with rice")]
-    recent = [
-        ((now - timedelta(days=days)).isoformat(), f"I cooked chili for the neighbours today, {extra}.")
-        for days, extra in days_ago
-    ]
-    ids = _tell_chili(client, headers, "chili-now", recent)
-    first, contents = _first_hit(client, headers, {"query": "What did Tom cook yesterday?", "user_id": "chili-now"})
-    assert first == ids[1], contents
+    ids = _tell_chili(client, headers, "chili-now", [(now - timedelta(days=days)).isoformat() for days in (40, 1, 12)])
+    _assert_first_hits(client, headers, [("What did Tom cook yesterday?", ids[1])], user_id="chili-now")
 
     bad = client.post("/v1/search", json={"query": "chili", "asked_at": "soon"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error", bad.text
