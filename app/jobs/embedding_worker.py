@@ -43,7 +43,8 @@ class EmbeddingWorker:
 
     `threads` claimers share the one embedder: while one writes its vectors back (HNSW insertion in
     Postgres, ~0.8 ms a row on one core), the next claim is already encoding on the other, so the
-    model and the database no longer take turns (ingest +16 %, docs/performance.md "Ingest").
+    model and the database no longer take turns (ingest +16 % when measured; history of
+    docs/performance.md "Ingest").
     """
 
     def __init__(
