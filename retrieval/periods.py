@@ -24,6 +24,14 @@ _MONTHS = "january february march april may june july august september october n
 _MONTH = r"(" + "|".join(_MONTHS) + r")"
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 _YEAR = r"((?:19|20)\d\d)"
+# A range first ("between August 11 and August 15, 2023", "from June to August 2023"): its end alone
+# would read as a date. The first end may leave out the month or year the second one gives.
+_TO = r"\s+(?:and|to|until|till|through|-)\s+"
+_DAY_RANGE = re.compile(
+    rf"\b(?:between|from)\s+{_MONTH}\s+{_DAY}(?:,?\s+{_YEAR})?{_TO}(?:{_MONTH}\s+)?{_DAY},?\s+{_YEAR}\b",
+    re.IGNORECASE,
+)
+_MONTH_RANGE = re.compile(rf"\b(?:between|from)\s+{_MONTH}(?:\s+{_YEAR})?{_TO}{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE)
 # Most specific first: a date's month and year would also match the month's pattern.
 _MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.IGNORECASE)
 _DAY_MONTH_YEAR = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE)
@@ -80,6 +88,14 @@ def named_period(question: str, asked_at: datetime | None = None) -> Period | No
 
 
 def _read(question: str) -> Period | None:
+    if match := _DAY_RANGE.search(question):
+        last = date(int(match[6]), _month(match[4] or match[1]), int(match[5]))
+        return _days(_range_start(_month(match[1]), int(match[2]), match[3], last), last)
+    if match := _MONTH_RANGE.search(question):
+        last_month = date(int(match[4]), _month(match[3]), 1)
+        return _days(
+            _range_start(_month(match[1]), 1, match[2], last_month), _next_month(last_month) - timedelta(days=1)
+        )
     if match := _MONTH_DAY_YEAR.search(question):
         return _days(date(int(match[3]), _month(match[1]), int(match[2])))
     if match := _DAY_MONTH_YEAR.search(question):
@@ -159,6 +175,15 @@ def _calendar(today: date, unit: str, this: bool) -> tuple[date, date]:
         last = first - timedelta(days=1)
         return date(last.year, last.month, 1), last
     return (date(today.year, 1, 1), today) if this else (date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))
+
+
+def _range_start(month: int, day: int, year: str | None, last: date) -> date:
+    """A range's first day; without its own year, the last one before `last` ("from December to
+    February 2023" starts in December 2022)."""
+    if year is not None:
+        return date(int(year), month, day)
+    first = date(last.year, month, day)
+    return first if first <= last else date(last.year - 1, month, day)
 
 
 _ASKS_WHEN = re.compile(

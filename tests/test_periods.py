@@ -18,6 +18,12 @@ from retrieval.periods import SLACK_DAYS, Period, asks_when, event_month, event_
         ("What class did Maria start in December 2023?", date(2023, 12, 1), date(2024, 1, SLACK_DAYS)),
         ("What did he buy in February, 2024?", date(2024, 2, 1), date(2024, 3, SLACK_DAYS)),
         ("How many trips in 2023?", date(2023, 1, 1), date(2024, 1, SLACK_DAYS)),
+        ("Where was John between August 11 and August 15 2023?", date(2023, 8, 11), date(2023, 8, 15 + SLACK_DAYS)),
+        ("What did we do from May 3 to 10, 2024?", date(2024, 5, 3), date(2024, 5, 10 + SLACK_DAYS)),
+        ("Any news between March 30, 2023 and April 2, 2023?", date(2023, 3, 30), date(2023, 4, 2 + SLACK_DAYS)),
+        ("What did she bake between June and August 2023?", date(2023, 6, 1), date(2023, 9, SLACK_DAYS)),
+        ("Where did he ski from December to February 2023?", date(2022, 12, 1), date(2023, 3, SLACK_DAYS)),
+        ("Who visited from December 5 to January 10, 2024?", date(2023, 12, 5), date(2024, 1, 10 + SLACK_DAYS)),
     ],
 )
 def test_dated_periods_are_days_with_the_slack_after(question: str, first: date, last: date) -> None:

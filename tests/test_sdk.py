@@ -130,6 +130,19 @@ def test_add_messages(memory: MemoryClient) -> None:
     assert second.attributes["role"] == "assistant"
 
 
+def test_search_counts_relative_periods_from_asked_at(memory: MemoryClient) -> None:
+    """The same note told in two weeks: `asked_at` decides which one "last week" means."""
+    for day in (3, 17):
+        memory.add_messages(
+            [{"role": "user", "content": "Booked the dentist", "timestamp": datetime(2024, 6, day, 9, tzinfo=UTC)}],
+            user_id="dates",
+            session_id=f"june-{day}",
+        )
+    for asked_at, wanted in ((datetime(2024, 6, 12, tzinfo=UTC), 3), ("2024-06-26T12:00:00Z", 17)):
+        hits = memory.search("What did I book last week?", user_id="dates", k=2, asked_at=asked_at).results
+        assert hits[0].event_at == datetime(2024, 6, wanted, 9, tzinfo=UTC)
+
+
 def test_update_re_embeds_so_search_finds_the_new_content(memory: MemoryClient) -> None:
     memory.add_many(
         [
