@@ -13,8 +13,8 @@ named day or month also holds the SLACK_DAYS after it.
 """
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 
@@ -58,11 +58,13 @@ _PAST_UNIT = re.compile(r"\bpast\s+(day|week|month|year)\b", re.IGNORECASE)  # "
 
 @dataclass(frozen=True)
 class Period:
-    """Days from `first` to `last` (inclusive, UTC), or with `month` set, that month of every year."""
+    """Days from `first` to `last` (inclusive) in the asker's time zone (`zone`, UTC unless the
+    question's `asked_at` carries another), or with `month` set, that month of every year (UTC)."""
 
     first: date | None = None
     last: date | None = None
     month: int | None = None
+    zone: timezone = UTC
 
     def holds(self, event_times: np.ndarray, event_months: np.ndarray) -> np.ndarray:
         """Which memories' events fall in the period, given their times (`event_seconds`) and
@@ -70,21 +72,25 @@ class Period:
         if self.month is not None:
             return event_months == self.month
         assert self.first is not None and self.last is not None
-        start = datetime(self.first.year, self.first.month, self.first.day, tzinfo=UTC).timestamp()
-        end = datetime(self.last.year, self.last.month, self.last.day, tzinfo=UTC).timestamp() + 86_400
+        start = datetime(self.first.year, self.first.month, self.first.day, tzinfo=self.zone).timestamp()
+        end = datetime(self.last.year, self.last.month, self.last.day, tzinfo=self.zone).timestamp() + 86_400
         return (event_times >= start) & (event_times < end)
 
 
 def named_period(question: str, asked_at: datetime | None = None) -> Period | None:
     """The first period the question names, most specific reading first, then (given `asked_at`)
-    a period relative to that moment; None if it names none (or names an impossible date)."""
+    a period relative to that moment; None if it names none (or names an impossible date). Days
+    are those of `asked_at`'s time zone: "yesterday" at 1 a.m. in Denver is not UTC's yesterday."""
     try:
         absolute = _read(question)
     except ValueError:  # "February 30, 2023"
         return None
-    if absolute is not None or asked_at is None:
+    if asked_at is None:
         return absolute
-    return _relative(_PAST_UNIT.sub(r"past 1 \1", question), _utc(asked_at).date())
+    local = asked_at if asked_at.tzinfo is not None else asked_at.replace(tzinfo=UTC)
+    period = absolute or _relative(_PAST_UNIT.sub(r"past 1 \1", question), local.date())
+    offset = local.utcoffset() or timedelta(0)
+    return replace(period, zone=timezone(offset)) if period is not None and period.month is None else period
 
 
 def _read(question: str) -> Period | None:
@@ -119,11 +125,7 @@ def _relative(question: str, today: date) -> Period | None:
     if _DAY_BEFORE_YESTERDAY.search(question):
         days = (today - timedelta(days=2), today - timedelta(days=2))
     elif match := _YESTERDAY_TODAY.search(question):
-        day = (
-            today
-            if match[1].lower() in ("today", "tonight") or match[1].lower().startswith("this")
-            else today - timedelta(days=1)
-        )
+        day = today - timedelta(days=1) if match[1].lower().startswith(("yesterday", "last")) else today
         days = (day, day)
     elif match := _AGO.search(question):
         days = _units_back(today, _count(match[1]), match[2].lower())

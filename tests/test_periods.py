@@ -1,6 +1,6 @@
 """The periods questions name, and which event times fall in them."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -88,6 +88,19 @@ def test_the_weekend_just_ended_and_phrases_that_name_no_period() -> None:
     )
     for question in ("What are we doing this weekend?", "How long ago was her birthday?", "What do I like?"):
         assert named_period(question, ASKED) is None
+
+
+def test_days_are_those_of_the_askers_time_zone() -> None:
+    """At 1 a.m. in Denver (08:00 UTC on the 17th), "yesterday" is Denver's 16th: an event at 8 p.m.
+    there (03:00 UTC on the 17th) is in it, though UTC calls that day the 17th."""
+    denver = timezone(timedelta(hours=-7))
+    period = named_period("What did I cook yesterday?", datetime(2024, 7, 17, 1, 0, tzinfo=denver))
+    assert period == Period(first=date(2024, 7, 16), last=date(2024, 7, 17), zone=denver)
+    evening = datetime(2024, 7, 16, 20, 0, tzinfo=denver)
+    times = np.array([event_seconds(evening), event_seconds(datetime(2024, 7, 15, 23, 30, tzinfo=denver))])
+    assert period.holds(times, np.array([7, 7])).tolist() == [True, False]
+    on_a_date = named_period("What happened on July 16, 2024?", datetime(2024, 7, 20, tzinfo=denver))
+    assert on_a_date is not None and on_a_date.zone == denver  # named dates are the asker's days too
 
 
 def test_holds_the_days_of_the_period_and_nothing_undated() -> None:
