@@ -1,4 +1,4 @@
-"""The WHERE clause every candidate generator shares: tenant, scope, type, metadata, validity, trust."""
+"""The WHERE clause every candidate generator shares: tenant, scope, type, event time, metadata, validity, trust."""
 
 import json
 from typing import Any
@@ -36,6 +36,13 @@ def memory_filter(query: SearchQuery, alias: str = "m") -> tuple[str, dict[str, 
     else:
         clauses.append(f"{a}.status = 'active'")
     clauses.append(f"({a}.expires_at IS NULL OR {a}.expires_at > now())")
+    # A memory told without a time happened, as far as anyone knows, when it was stored.
+    if query.event_after is not None:
+        clauses.append(f"coalesce({a}.event_at, {a}.created_at) >= :event_after")
+        params["event_after"] = query.event_after
+    if query.event_before is not None:
+        clauses.append(f"coalesce({a}.event_at, {a}.created_at) < :event_before")
+        params["event_before"] = query.event_before
     if query.min_trust is not None:
         clauses.append(f"{a}.trust >= :min_trust")
         params["min_trust"] = query.min_trust

@@ -191,11 +191,18 @@ class _Derived:
             self.term_views(term)
 
     def allowed(self, query: SearchQuery) -> np.ndarray | None:
-        """The cheap part of the query's filter (type, agent, session), None when it keeps every
-        memory; SQL applies all of it later."""
-        if not (query.types or query.agent_id is not None or query.session_id is not None):
+        """The cheap part of the query's filter (type, agent, session, event time), None when it
+        keeps every memory; SQL applies all of it later. A memory without an event time passes the
+        event bounds here: SQL judges it by when it was stored, which the index does not keep."""
+        bounds = (query.event_after, query.event_before)
+        if not (query.types or query.agent_id is not None or query.session_id is not None or any(bounds)):
             return None
         mask = np.ones(len(self.ids), dtype=bool)
+        undated = self.event_times == 0
+        if query.event_after is not None:
+            mask &= undated | (self.event_times >= event_seconds(query.event_after))
+        if query.event_before is not None:
+            mask &= undated | (self.event_times < event_seconds(query.event_before))
         if query.types:
             mask &= np.isin(self.types, list(query.types))
         if query.agent_id is not None:

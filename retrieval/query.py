@@ -27,6 +27,8 @@ class SearchQuery:
     min_trust: float | None = None
     exclude_flagged: bool = False
     asked_at: datetime | None = None  # relative periods in the text ("last week") count back from it
+    event_after: datetime | None = None  # only events at or after it (a memory's stored time if it has none)
+    event_before: datetime | None = None  # only events before it
 
     @property
     def embedding(self) -> np.ndarray:

@@ -173,6 +173,27 @@ def test_search_never_returns_what_the_filter_excludes(runtime: Runtime, client:
     assert [r["id"] for r in semantic] == [fact_id]
 
 
+def test_event_bounds_leave_undated_memories_to_sql(runtime: Runtime, client: TestClient) -> None:
+    """BM25's candidates stay within an event window; a memory without an event time stays a
+    candidate, since only SQL knows when it was stored."""
+    times = ["2024-04-15T10:00:00Z", "2024-05-20T10:00:00Z", None]
+    body = {
+        "user_id": "u",
+        "session_id": "rain",
+        "messages": [{"role": "user", "content": "the roof leaked in the rain", "timestamp": t} for t in times],
+    }
+    response = client.post("/v1/messages", json=body)
+    assert response.status_code == 201, response.text
+    ids = response.json()["ids"]
+    may = datetime(2024, 5, 1, tzinfo=UTC)
+    scores = _scores(runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "roof leak", event_after=may)
+    assert set(map(str, scores.top("content", 10))) == {ids[1], ids[2]}
+    scores = _scores(
+        runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "roof leak", event_before=may
+    )
+    assert set(map(str, scores.top("content", 10))) == {ids[0], ids[2]}
+
+
 def test_speaker_view_marks_the_memories_of_the_person_asked_about(runtime: Runtime, client: TestClient) -> None:
     ids = _messages(client, "s1", [("Maria Lopez", "I love sailing"), ("Ben", "I love sailing too")])
     scores = _scores(runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "Does Maria like sailing?")

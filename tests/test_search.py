@@ -138,6 +138,33 @@ def test_as_of_filters_on_valid_time(client: TestClient) -> None:
     assert [r["content"] for r in then.json()["results"]] == ["Ann lives in Oslo"]
 
 
+def test_event_window_keeps_memories_that_happened_in_it(client: TestClient) -> None:
+    """By event time, or by stored time for a memory told without one; undated memories pass the
+    BM25 index's own pre-filter, so only the SQL filter can keep the stored-now one out."""
+    told = {"2024-03-02": "March", "2024-04-15": "April", "2024-05-20": "May"}
+    memories = [
+        {
+            "content": f"Paid the plumber for the kitchen sink ({month})",
+            "user_id": "pipes",
+            "event_at": f"{day}T10:00:00Z",
+        }
+        for day, month in told.items()
+    ]
+    memories.append({"content": "Paid the plumber for the kitchen sink (undated)", "user_id": "pipes"})
+    assert client.post("/v1/memories", json={"memories": memories}).status_code == 201
+
+    def found(**window: str) -> list[str]:
+        body = {"query": "plumber kitchen sink", "user_id": "pipes", "k": 10, **window}
+        response = client.post("/v1/search", json=body)
+        assert response.status_code == 200, response.text
+        return sorted(r["content"].split("(")[1].rstrip(")") for r in response.json()["results"])
+
+    assert found(event_after="2024-04-01T00:00:00Z", event_before="2024-05-01T00:00:00Z") == ["April"]
+    assert found(event_before="2024-04-01") == ["March"]  # naive: UTC
+    assert found(event_after="2024-05-01T00:00:00Z") == ["May", "undated"]  # stored today
+    assert found() == ["April", "March", "May", "undated"]
+
+
 def test_search_validation(client: TestClient) -> None:
     bad = [
         {"query": ""},
@@ -147,6 +174,9 @@ def test_search_validation(client: TestClient) -> None:
         {"query": "x", "filters": {"a": {"nin": [1]}}},
         {"query": "x", "filters": {"a": [1, 2]}},
         {"query": "x", "as_of": "yesterday-ish"},
+        {"query": "x", "event_after": "last spring"},
+        {"query": "x", "event_after": "2024-05-01T00:00:00Z", "event_before": "2024-05-01T00:00:00Z"},
+        {"query": "x", "event_after": "2024-05-01T02:00:00+02:00", "event_before": "2024-04-30T23:00:00"},
         {"k": 3},
     ]
     for body in bad:

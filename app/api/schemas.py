@@ -3,7 +3,7 @@
 import math
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -125,6 +125,10 @@ class InFilter(_Strict):
     in_: list[MetadataValue] = Field(alias="in", min_length=1, max_length=100)
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 class SearchRequest(_Strict):
     query: str = Field(min_length=1)
     user_id: str | None = ScopeId
@@ -142,6 +146,20 @@ class SearchRequest(_Strict):
         description="The moment the question is asked: periods it names relative to now ('last week', "
         "'yesterday', '3 months ago') count back from it. Default: `as_of` if given, else the time of the request.",
     )
+    event_after: datetime | None = Field(
+        default=None, description="Only memories whose event happened at or after this (stored time when it has none)."
+    )
+    event_before: datetime | None = Field(
+        default=None, description="Only memories whose event happened before this (stored time when it has none)."
+    )
+
+    @model_validator(mode="after")
+    def _event_window(self) -> "SearchRequest":
+        # Naive times are UTC, as for timestamps written: and an aware and a naive one cannot be compared.
+        self.event_after, self.event_before = _aware(self.event_after), _aware(self.event_before)
+        if self.event_after is not None and self.event_before is not None and self.event_after >= self.event_before:
+            raise ValueError("event_after must be earlier than event_before")
+        return self
 
     def metadata_filters(self) -> dict[str, Any]:
         return {

@@ -66,6 +66,8 @@ def run_search(
         min_trust=body.min_trust,
         exclude_flagged=body.exclude_flagged,
         asked_at=body.asked_at or body.as_of or datetime.now(UTC),
+        event_after=body.event_after,
+        event_before=body.event_before,
     )
     # Generic plans: planning the candidate statement took 0.7 ms of its 2 ms, and its plan depends on
     # which filters are present, not their values (retrieval.candidates writes LIMITs as literals).

@@ -220,13 +220,16 @@ class MemoryClient(_BaseClient):
         min_trust: float | None = None,
         exclude_flagged: bool | None = None,
         asked_at: datetime | str | None = None,
+        event_after: datetime | str | None = None,
+        event_before: datetime | str | None = None,
     ) -> SearchResponse:
         """The k memories that best match `query`, best first; `filters` match metadata.
 
         `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
         `asked_at` is the moment relative periods in the query ("last week") count back from; the
-        server takes `as_of`, else the time of the request.
+        server takes `as_of`, else the time of the request. `event_after` / `event_before` keep only
+        memories whose event time (else stored time) falls between them.
         """
         return self._send(
             _core.search(
@@ -242,6 +245,8 @@ class MemoryClient(_BaseClient):
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged,
                 asked_at=asked_at,
+                event_after=event_after,
+                event_before=event_before,
             )
         )
 
@@ -500,13 +505,16 @@ class AsyncMemoryClient(_BaseClient):
         min_trust: float | None = None,
         exclude_flagged: bool | None = None,
         asked_at: datetime | str | None = None,
+        event_after: datetime | str | None = None,
+        event_before: datetime | str | None = None,
     ) -> SearchResponse:
         """The k memories that best match `query`, best first; `filters` match metadata.
 
         `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
         `asked_at` is the moment relative periods in the query ("last week") count back from; the
-        server takes `as_of`, else the time of the request.
+        server takes `as_of`, else the time of the request. `event_after` / `event_before` keep only
+        memories whose event time (else stored time) falls between them.
         """
         return await self._send(
             _core.search(
@@ -522,6 +530,8 @@ class AsyncMemoryClient(_BaseClient):
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged,
                 asked_at=asked_at,
+                event_after=event_after,
+                event_before=event_before,
             )
         )
 
