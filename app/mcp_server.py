@@ -213,6 +213,12 @@ class MemoryTools:
         as_of: Annotated[
             datetime | None, Field(description="Recall what was true at this time (ISO 8601) instead of now.")
         ] = None,
+        event_after: Annotated[
+            datetime | None, Field(description="Only what happened at or after this time (ISO 8601).")
+        ] = None,
+        event_before: Annotated[
+            datetime | None, Field(description="Only what happened before this time (ISO 8601).")
+        ] = None,
         metadata: Annotated[
             dict[str, str | int | float | bool | None] | None,
             Field(description="Only memories whose metadata has all these key: value pairs."),
@@ -231,6 +237,8 @@ class MemoryTools:
                 k=k,
                 filters=metadata,
                 as_of=as_of,
+                event_after=event_after,
+                event_before=event_before,
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged or None,
             )

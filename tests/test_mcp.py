@@ -113,6 +113,10 @@ async def _exercise(client: Client) -> None:
     assert jazz["id"] not in trusted and diet in trusted, "min_trust kept a tool-sourced memory (trust 0.6)"
     in_chat = await _call(client, "recall", query="Ann", user_id="ann", session_id="chat-1")
     assert [h["id"] for h in in_chat["results"]] == [move["id"]]
+    long_ago = await _call(
+        client, "recall", query="what does Ann eat?", user_id="ann", event_before="2001-01-01T00:00:00Z"
+    )
+    assert long_ago["results"] == [], "event_before let memories stored today through"
 
     first = await _call(client, "list_memories", user_id="ann", limit=3)
     assert len(first["memories"]) == 3 and first["next_cursor"]
