@@ -96,6 +96,7 @@ def load_locomo(path: Path, split: str = "all") -> LocomoData:
             continue
         units = conversation_units(sample["conversation"])
         session_of = {u.id: u.session_id for u in units}
+        asked_at = max((u.timestamp for u in units if u.timestamp is not None), default=None)
         questions = []
         for i, qa in enumerate(sample["qa"]):
             gold, bad, missing = parse_evidence(qa.get("evidence", []), set(session_of))
@@ -110,6 +111,7 @@ def load_locomo(path: Path, split: str = "all") -> LocomoData:
                     answer=str(answer),
                     gold_units=tuple(gold),
                     gold_sessions=tuple(dict.fromkeys(session_of[g] for g in gold)),
+                    asked_at=asked_at,
                 )
             )
         episodes.append(Episode(sample["sample_id"], tuple(units), tuple(questions)))

@@ -44,6 +44,7 @@ def question_episode(entry: dict[str, Any]) -> Episode:
         gold_units=tuple(gold_units),
         gold_sessions=tuple(entry["answer_session_ids"]),
         abstention="_abs" in entry["question_id"],
+        asked_at=parse_haystack_date(entry["question_date"]) if entry.get("question_date") else None,
     )
     return Episode(entry["question_id"], tuple(units), (question,))
 

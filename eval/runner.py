@@ -84,7 +84,7 @@ def search_episode(system: RetrievalSystem, name: str, episode: Episode, depth: 
     records = []
     for question in episode.questions:
         start = time.perf_counter()
-        retrieved = system.search(question.text, depth)
+        retrieved = system.search(question.text, depth, question.asked_at)
         elapsed_ms = (time.perf_counter() - start) * 1000
         records.append(QueryRecord(name, episode.id, question.id, retrieved, elapsed_ms))
     return records

@@ -41,6 +41,9 @@ class Question:
     gold_units: tuple[str, ...]
     gold_sessions: tuple[str, ...]
     abstention: bool = False
+    # When it is asked, so that "last week" means the same in every run: LongMemEval's question_date;
+    # LoCoMo's questions come after the conversation, so its last session's date.
+    asked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

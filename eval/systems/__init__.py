@@ -6,6 +6,7 @@ depend on how a system stores or names things.
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Protocol
 
 from eval.units import Unit
@@ -23,8 +24,9 @@ class RetrievalSystem(Protocol):
     def index(self, units: Sequence[Unit]) -> None:
         """Replace whatever the system holds with these units (one fresh memory scope)."""
 
-    def search(self, query: str, k: int) -> list[str]:
-        """Ids of at most k units, best first."""
+    def search(self, query: str, k: int, asked_at: datetime | None = None) -> list[str]:
+        """Ids of at most k units, best first; `asked_at` is when the question is asked, for the
+        systems that read periods relative to it."""
 
 
 @contextmanager

@@ -6,6 +6,7 @@ log(1 + (N - n + 0.5) / (n + 0.5)), so a term in most documents never lowers a s
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 
@@ -51,6 +52,6 @@ class BM25System:
                 scores[d] += w
         return scores
 
-    def search(self, query: str, k: int) -> list[str]:
+    def search(self, query: str, k: int, asked_at: datetime | None = None) -> list[str]:
         order = np.argsort(-self.scores(query), kind="stable")[:k]
         return [self._ids[i] for i in order]

@@ -6,6 +6,7 @@ re-ranking add on top of plain vectors.
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class DenseSystem:
         self._ids = [u.id for u in units]
         self._vectors = self.encode([u.document for u in units])
 
-    def search(self, query: str, k: int) -> list[str]:
+    def search(self, query: str, k: int, asked_at: datetime | None = None) -> list[str]:
         if not self._ids:
             return []
         scores = self._vectors @ self.encode([query])[0]

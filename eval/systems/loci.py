@@ -9,6 +9,7 @@ derived by consolidation, say) keeps its rank as `memory:<id>` and never matches
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import uuid4
 
@@ -23,7 +24,9 @@ class MemoryAPI(Protocol):
 
     def add_messages(self, messages: list[dict[str, Any]], *, user_id: str, session_id: str) -> list[str]: ...
 
-    def search(self, query: str, *, user_id: str, k: int, types: list[str] | None = None) -> Any: ...
+    def search(
+        self, query: str, *, user_id: str, k: int, types: list[str] | None = None, asked_at: datetime | None = None
+    ) -> Any: ...
 
     def consolidate(self, *, user_id: str) -> str: ...
 
@@ -93,10 +96,10 @@ class LociSystem:
                 raise TimeoutError(f"query-expansion words still pending after {timeout:.0f} s")
             time.sleep(0.2)
 
-    def search(self, query: str, k: int) -> list[str]:
+    def search(self, query: str, k: int, asked_at: datetime | None = None) -> list[str]:
         # Gold evidence is turns, so the turns are what is ranked: derived memories (facts, summaries)
         # still help through the index keys they leave on their episodes.
-        response = self._client.search(query, user_id=self._user_id, k=k, types=["episodic"])
+        response = self._client.search(query, user_id=self._user_id, k=k, types=["episodic"], asked_at=asked_at)
         return [self._unit_of.get(r.id, f"{FOREIGN_PREFIX}{r.id}") for r in response.results]
 
 

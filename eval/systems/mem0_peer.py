@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class Mem0System:
         except Exception as exc:  # mem0 raises many types offline; all mean "cannot compare here"
             raise SystemUnavailable(f"mem0 failed to index offline: {type(exc).__name__}: {exc}") from exc
 
-    def search(self, query: str, k: int) -> list[str]:
+    def search(self, query: str, k: int, asked_at: datetime | None = None) -> list[str]:
         try:
             found = self._memory.search(query, filters={"user_id": _USER}, top_k=k, threshold=0.0)
         except Exception as exc:

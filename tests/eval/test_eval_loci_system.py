@@ -17,6 +17,7 @@ class RecordingClient:
         self.calls: list[dict[str, Any]] = []
         self.search_ids: list[str] = []
         self.searched_user = ""
+        self.asked_at: datetime | None = None
 
     def add_messages(self, messages: list[dict[str, Any]], *, user_id: str, session_id: str) -> list[str]:
         self.calls.append({"messages": messages, "user_id": user_id, "session_id": session_id})
@@ -28,8 +29,10 @@ class RecordingClient:
             memories=sum(len(c["messages"]) for c in self.calls), pending_embeddings=0, pending_words=0
         )
 
-    def search(self, query: str, *, user_id: str, k: int, types: list[str] | None = None) -> Any:
-        self.searched_user = user_id
+    def search(
+        self, query: str, *, user_id: str, k: int, types: list[str] | None = None, asked_at: datetime | None = None
+    ) -> Any:
+        self.searched_user, self.asked_at = user_id, asked_at
         return SimpleNamespace(results=[SimpleNamespace(id=i) for i in self.search_ids[:k]])
 
 
@@ -55,6 +58,9 @@ def test_results_map_back_to_turns_and_foreign_memories_keep_their_rank() -> Non
     assert [len(c["messages"]) for c in client.calls] == [2, 1, 1]  # batches never straddle sessions
     client.search_ids = ["m3", "summary-9", "m0"]
     assert system.search("q", 10) == ["D2:1", "memory:summary-9", "D1:1"]
+    asked = datetime(2023, 7, 1, tzinfo=UTC)
+    system.search("q", 10, asked)
+    assert client.asked_at == asked  # relative periods count from the question's time, not the run's
     first_scope = client.searched_user
     system.index([Unit("D1:1", "session_1", "again")])
     system.search("q", 10)

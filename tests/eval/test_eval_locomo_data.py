@@ -32,6 +32,8 @@ def test_mini_file_units_and_questions(locomo_mini: Path) -> None:
     )
     assert conv.units[2].name == "Caroline" and conv.units[2].session_id == "session_1"
     assert conv.units[3].timestamp == datetime(2023, 6, 27, 10, 37, tzinfo=UTC)
+    # asked after the conversation: at its last turn (session_3 has a date but no turns)
+    assert {question.asked_at for question in conv.questions} == {datetime(2023, 6, 27, 10, 37, tzinfo=UTC)}
     assert conv.units[0].document == "Caroline: Hey Mel! I went to a LGBTQ support group yesterday."
     q = {question.text: question for question in conv.questions}
     # two references in one string ("D1:2; D2:1") both count

@@ -24,6 +24,7 @@ def test_corpus_is_user_turns_named_by_session_and_position(longmemeval_mini: Pa
     assert question.gold_units == ("answer_s2_1",)
     assert question.gold_sessions == ("answer_s2",)
     assert question.category == "single-session-user" and not question.abstention
+    assert question.asked_at == datetime(2023, 5, 30, 10, 0, tzinfo=UTC)
     # the only has_answer turn is the assistant's: no turn-level gold
     assert assistant.questions[0].gold_units == ()
     assert abstention.questions[0].abstention
