@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         "postgres: full-text ts_rank_cd lists fused by reciprocal rank (docs/retrieval.md).",
     )
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of the cosine of the memory's own text.")
+    dense_min_spread: float = Field(
+        default=0.05,
+        ge=0,
+        description="Cosines are standardised by their spread over the candidates, but by at least this: in a "
+        "small scope, cosines a hair apart would otherwise weigh as much as the question's named period.",
+    )
     lexical_weight: float = Field(default=0.25, ge=0, description="Weight of the lexical match of the memory's text.")
     context_weight: float = Field(
         default=1.0, ge=0, description="Weight of BM25 over the memory with its neighbouring turns (bm25 backend)."

@@ -98,7 +98,7 @@ def _score_fusion(
     key_scores = np.array([key_rank.get(i, 0.0) for i in ids])
     fused = standardised_sum(
         [
-            (dense_scores, params.dense_weight),
+            (dense_scores, params.dense_weight, params.dense_min_spread),
             (views["content"], params.lexical_weight),
             (views["context"], params.context_weight),
             (views["speaker"], params.speaker_weight),

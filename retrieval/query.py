@@ -58,6 +58,7 @@ class SearchParams:
     min_candidates: int = 50
     rrf_k: int = 60
     dense_weight: float = 1.0
+    dense_min_spread: float = 0.05
     lexical_weight: float = 0.25
     context_weight: float = 1.0
     speaker_weight: float = 0.5

@@ -179,6 +179,25 @@ def test_a_relative_period_counts_back_from_when_the_question_is_asked(client: T
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error", bad.text
 
 
+def test_in_a_small_scope_a_named_period_outweighs_a_hair_of_cosine(client: TestClient, api_key: str) -> None:
+    """Two memories: the brakes one is a little closer to "repair" by cosine (0.60 against 0.57).
+    Standardised over two candidates that hair was a whole standard deviation, as much as the
+    period view's difference, and "last month" tied; the cosines' least spread fixes it."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    ids = []
+    for day, text in (
+        ("2024-07-10", "I repaired the bike brakes today"),
+        ("2024-06-12", "I repaired the bike chain today"),
+    ):
+        message = {"role": "user", "name": "Ana", "content": text, "timestamp": f"{day}T18:00:00Z"}
+        body = {"user_id": "bikes", "session_id": day, "messages": [message]}
+        response = client.post("/v1/messages", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["ids"][0])
+    asked = [("What did Ana repair last week?", ids[0]), ("What did Ana repair last month?", ids[1])]
+    _assert_first_hits(client, headers, asked, user_id="bikes", asked_at="2024-07-17T09:00:00Z")
+
+
 def test_a_question_asking_when_prefers_the_turn_that_says_when(client: TestClient, api_key: str) -> None:
     """Of two turns about the sister's visits, the one sharing the question's words does not say
     when; the one that does ("last weekend") answers "When...?", and the when view puts it first

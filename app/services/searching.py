@@ -29,6 +29,7 @@ def search_params(runtime: Runtime) -> SearchParams:
         min_candidates=s.search_min_candidates,
         rrf_k=s.rrf_k,
         dense_weight=s.dense_weight,
+        dense_min_spread=s.dense_min_spread,
         lexical_weight=s.lexical_weight,
         context_weight=s.context_weight,
         speaker_weight=s.speaker_weight,
