@@ -198,11 +198,10 @@ class _Derived:
         if not (query.types or query.agent_id is not None or query.session_id is not None or any(bounds)):
             return None
         mask = np.ones(len(self.ids), dtype=bool)
-        undated = self.event_times == 0
-        if query.event_after is not None:
-            mask &= undated | (self.event_times >= event_seconds(query.event_after))
-        if query.event_before is not None:
-            mask &= undated | (self.event_times < event_seconds(query.event_before))
+        if any(bounds):
+            after = -np.inf if query.event_after is None else event_seconds(query.event_after)
+            before = np.inf if query.event_before is None else event_seconds(query.event_before)
+            mask &= (self.event_times == 0) | ((self.event_times >= after) & (self.event_times < before))
         if query.types:
             mask &= np.isin(self.types, list(query.types))
         if query.agent_id is not None:
