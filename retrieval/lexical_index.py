@@ -191,9 +191,9 @@ class _Derived:
             self.term_views(term)
 
     def allowed(self, query: SearchQuery) -> np.ndarray | None:
-        """The cheap part of the query's filter (type, agent, session, event time), None when it
-        keeps every memory; SQL applies all of it later. A memory without an event time passes the
-        event bounds here: SQL judges it by when it was stored, which the index does not keep."""
+        """The cheap part of the query's filter (type, agent, session, event time: for a memory told
+        without one, when it was stored, as in SQL), None when it keeps every memory; SQL applies all
+        of it later."""
         bounds = (query.event_after, query.event_before)
         if not (query.types or query.agent_id is not None or query.session_id is not None or any(bounds)):
             return None
@@ -201,7 +201,7 @@ class _Derived:
         if any(bounds):
             after = -np.inf if query.event_after is None else event_seconds(query.event_after)
             before = np.inf if query.event_before is None else event_seconds(query.event_before)
-            mask &= (self.event_times == 0) | ((self.event_times >= after) & (self.event_times < before))
+            mask &= (self.event_times >= after) & (self.event_times < before)
         if query.types:
             mask &= np.isin(self.types, list(query.types))
         if query.agent_id is not None:
@@ -612,7 +612,11 @@ class LexicalScores:
         return {name: np.where(known, scores[pick], 0.0) for name, scores in self.views.items()}
 
 
-_COLUMNS = "id, seq, type, agent_id, session_id, event_at, updated_at, content, attributes"
+# A memory told without a time happened, as far as anyone knows, when it was stored: the period view
+# and the event window then see it (as SQL's event filter does, retrieval/filters.py).
+_COLUMNS = (
+    "id, seq, type, agent_id, session_id, coalesce(event_at, created_at) AS event_at, updated_at, content, attributes"
+)
 
 
 class InsertedRow(NamedTuple):

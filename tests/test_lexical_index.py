@@ -173,9 +173,9 @@ def test_search_never_returns_what_the_filter_excludes(runtime: Runtime, client:
     assert [r["id"] for r in semantic] == [fact_id]
 
 
-def test_event_bounds_leave_undated_memories_to_sql(runtime: Runtime, client: TestClient) -> None:
-    """BM25's candidates stay within an event window; a memory without an event time stays a
-    candidate, since only SQL knows when it was stored."""
+def test_event_bounds_judge_undated_memories_by_when_they_were_stored(runtime: Runtime, client: TestClient) -> None:
+    """BM25's candidates stay within an event window; a memory told without a time is as old as its
+    storing (today), as SQL's event filter has it."""
     times = ["2024-04-15T10:00:00Z", "2024-05-20T10:00:00Z", None]
     body = {
         "user_id": "u",
@@ -191,7 +191,25 @@ def test_event_bounds_leave_undated_memories_to_sql(runtime: Runtime, client: Te
     scores = _scores(
         runtime, LexicalIndexes(1, 10_000, 4, 600), _tenant(runtime, client), "roof leak", event_before=may
     )
-    assert set(map(str, scores.top("content", 10))) == {ids[0], ids[2]}
+    assert set(map(str, scores.top("content", 10))) == {ids[0]}
+
+
+def test_the_period_view_dates_a_memory_told_without_a_time_by_its_storing(
+    runtime: Runtime, client: TestClient
+) -> None:
+    """An agent that writes without timestamps still gets "today" and "last month" right."""
+    month_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    told = client.post("/v1/memories", json={"content": "bought oat milk", "user_id": "u", "event_at": month_ago})
+    stored = client.post("/v1/memories", json={"content": "bought oat milk", "user_id": "u"})
+    [told_id], [stored_id] = told.json()["ids"], stored.json()["ids"]
+    tenant_id, now = _tenant(runtime, client), datetime.now(UTC)
+    indexes = LexicalIndexes(1, 10_000, 4, 600)
+    today = _scores(runtime, indexes, tenant_id, "What did I buy today?", asked_at=now)
+    by_id = dict(zip(map(str, today.ids), today.views["time"], strict=True))
+    assert (by_id[stored_id], by_id[told_id]) == (1.0, 0.0)
+    earlier = _scores(runtime, indexes, tenant_id, "What did I buy 40 days ago?", asked_at=now)
+    by_id = dict(zip(map(str, earlier.ids), earlier.views["time"], strict=True))
+    assert (by_id[stored_id], by_id[told_id]) == (0.0, 1.0)
 
 
 def test_speaker_view_marks_the_memories_of_the_person_asked_about(runtime: Runtime, client: TestClient) -> None:

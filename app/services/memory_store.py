@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.api.schemas import MemoryCreate, MemoryPatch, Message, MessagesCreate
@@ -107,8 +107,10 @@ def _insert(session: Session, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) 
     if not delivers_inserts(session):
         session.execute(insert(Memory), rows)
         return
-    # event_at as stored: a naive time given by the caller is read back as the database took it
-    returning = insert(Memory).returning(Memory.seq, Memory.event_at, sort_by_parameter_order=True)
+    # event_at as the index reads it (lexical_index._COLUMNS): a naive time given by the caller as the
+    # database took it, and the time of storing for a memory told without one
+    event_at = func.coalesce(Memory.event_at, Memory.created_at)
+    returning = insert(Memory).returning(Memory.seq, event_at, sort_by_parameter_order=True)
     stored = session.execute(returning.execution_options(**{REPORTED: True}), rows).all()
     columns = [name for name in InsertedRow._fields if name not in ("tenant_id", "seq", "event_at")]
     report_inserted(
