@@ -4,6 +4,7 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -192,6 +193,20 @@ def _tenant_id(sessions, tenant: str):  # type: ignore[no-untyped-def]
     return tenant_id
 
 
+@contextmanager
+def _invalid_input_exits() -> Iterator[None]:
+    """Options the API would refuse with a 422 end the command with exit status 2 and the same reasons."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "input"
+            err.print(f"[red]{field}[/]: {error['msg']}")
+        raise typer.Exit(2) from None
+
+
 def _runtime_and_tenant(tenant: str):  # type: ignore[no-untyped-def]
     from app.runtime import build_runtime
 
@@ -284,21 +299,17 @@ def add(
     user_id: Annotated[str, typer.Option(help="Whose memory this is.")],
     type: Annotated[str, typer.Option(help="episodic, semantic or procedural.")] = "episodic",
     session_id: Annotated[str | None, typer.Option()] = None,
+    event_at: Annotated[str | None, typer.Option(help="When it happened (ISO 8601); default: now.")] = None,
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:
     """Store one memory directly in the database and print its id."""
-    from pydantic import ValidationError
-
     from app.api.schemas import MemoryCreate
     from app.db.tenancy import tenant_session
     from app.services.memory_store import create_memories, embed_items
     from app.services.tenants import Principal
 
-    try:
-        item = MemoryCreate(type=type, content=content, user_id=user_id, session_id=session_id)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    with _invalid_input_exits():
+        item = MemoryCreate(type=type, content=content, user_id=user_id, session_id=session_id, event_at=event_at)  # type: ignore[arg-type]
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
         vectors = embed_items(runtime.embedder, [item])
@@ -316,6 +327,12 @@ def search(
     query: str,
     user_id: Annotated[str | None, typer.Option()] = None,
     k: Annotated[int, typer.Option(min=1, max=200)] = 5,
+    type: Annotated[list[str] | None, typer.Option(help="Only this memory type (repeatable).")] = None,
+    asked_at: Annotated[
+        str | None, typer.Option(help='ISO 8601 moment "yesterday", "last week"... count back from; default: now.')
+    ] = None,
+    event_after: Annotated[str | None, typer.Option(help="Only events at or after this time (ISO 8601).")] = None,
+    event_before: Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601).")] = None,
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:
     """Search memories and print the results as JSON lines."""
@@ -323,9 +340,19 @@ def search(
     from app.services.searching import run_search
     from app.services.tenants import Principal
 
+    with _invalid_input_exits():
+        request = SearchRequest(
+            query=query,
+            user_id=user_id,
+            k=k,
+            types=type,  # type: ignore[arg-type]
+            asked_at=asked_at,  # type: ignore[arg-type]
+            event_after=event_after,  # type: ignore[arg-type]
+            event_before=event_before,  # type: ignore[arg-type]
+        )
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:
-        response = run_search(runtime, Principal.local(tenant_id), SearchRequest(query=query, user_id=user_id, k=k))
+        response = run_search(runtime, Principal.local(tenant_id), request)
     finally:
         runtime.close()
     for result in response.results:

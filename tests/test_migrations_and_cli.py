@@ -1,5 +1,6 @@
 """Schema ownership by Alembic, the start-up schema check, and the CLI against a shared embedded server."""
 
+import json
 import subprocess
 import sys
 import time
@@ -133,6 +134,17 @@ def test_cli_commands_share_one_embedded_server(service_launcher: ServiceLaunche
         found = _loci(env, "search", "when is the launch", "--user-id", "cli-user", "--tenant", "acme")
         assert found.returncode == 0, found.stderr
         assert memory_id in found.stdout.splitlines()[0]
+
+        shoes = _loci(env, "add", "Bought running shoes", "--user-id", "cli-user", "--tenant", "acme",
+                      "--event-at", "2024-03-02T10:00:00Z")  # fmt: skip
+        assert shoes.returncode == 0, shoes.stderr
+        before = _loci(env, "search", "what did I buy", "--user-id", "cli-user", "--tenant", "acme",
+                       "--event-before", "2024-06-01", "--type", "episodic")  # fmt: skip
+        assert before.returncode == 0, before.stderr
+        assert [json.loads(line)["id"] for line in before.stdout.splitlines()] == [shoes.stdout.strip()]
+
+        refused = _loci(env, "search", "x", "--tenant", "acme", "--asked-at", "yesterday", "--type", "diary")
+        assert refused.returncode == 2 and "asked_at" in refused.stderr and "types" in refused.stderr
 
         missing = _loci(env, "search", "x", "--tenant", "no-such-tenant")
         assert missing.returncode == 2 and "loci tenant create" in missing.stderr
