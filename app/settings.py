@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         description="Weight of a memory whose text says when (yesterday, last week, a month, a year) "
         "for a question asking when (bm25 backend).",
     )
+    length_weight: float = Field(
+        default=0.5,
+        ge=0,
+        description="Weight of a conversation turn's length (the log of its indexed words): a long turn holds more "
+        "of what is asked later than a one-line reply (bm25 backend).",
+    )
     key_weight: float = Field(default=0.2, ge=0, description="Weight of matches on consolidation keys.")
     context_window: int = Field(default=2, ge=0, le=10, description="Neighbouring turns each side in the context view.")
     expansion_weight: float = Field(

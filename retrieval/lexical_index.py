@@ -101,6 +101,7 @@ class _Derived:
     event_times: np.ndarray  # Unix seconds, 0 for a memory without an event time
     event_months: np.ndarray  # 1-12, 0 for a memory without an event time
     tells_when: np.ndarray  # the memory's text says when something happened
+    log_length: np.ndarray  # a turn's log(1 + indexed words); other memories the turns' mean (`_log_lengths`)
     types: np.ndarray
     agents: np.ndarray
     sessions: np.ndarray
@@ -127,8 +128,10 @@ class _Derived:
             else np.zeros(n, dtype=SCORE)
         )
         when = self.tells_when.astype(SCORE) if asks_when(query_text) else np.zeros(n, dtype=SCORE)
+        length = self.log_length.copy()
         if self.superseded is not None:
             speaker[self.superseded] = time[self.superseded] = when[self.superseded] = 0.0
+            length[self.superseded] = 0.0
         content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
         weighted = [(term, 1.0) for term in tokenize(query_text)] + list((expansions or {}).items())
         for term, weight in weighted:
@@ -137,7 +140,14 @@ class _Derived:
                 # Positions are unique within a term: add.at is the plain sum, and faster than += here.
                 np.add.at(content, views.content_at, views.content if weight == 1.0 else weight * views.content)
                 np.add.at(context, views.context_at, views.context if weight == 1.0 else weight * views.context)
-        return {"content": content, "context": context, "speaker": speaker, "time": time, "when": when}
+        return {
+            "content": content,
+            "context": context,
+            "speaker": speaker,
+            "time": time,
+            "when": when,
+            "length": length,
+        }
 
     def term_views(self, term: str) -> "_TermViews | None":
         """The term's BM25 in each view. A common term's is kept with the snapshot: in a large scope it
@@ -515,6 +525,7 @@ class ScopeLexicon:
             event_times=times,
             event_months=self.event_months.array(),
             tells_when=self.tells_when.array(),
+            log_length=_log_lengths(lengths[:n], in_run),
             types=self.types.array(),
             agents=self.agents.array(),
             sessions=self.sessions.array(),
@@ -545,6 +556,17 @@ def _window_tf_by_runs(derived: _Derived, docs: np.ndarray, tfs: np.ndarray, n: 
     by_rank = prefix[derived.window_hi + 1] - prefix[derived.window_lo]
     held = np.flatnonzero(by_rank)
     return derived.window_order[held], by_rank[held].astype(SCORE)
+
+
+def _log_lengths(lengths: np.ndarray, turns: np.ndarray) -> np.ndarray:
+    """The length view: log(1 + indexed words) of each conversation turn (`turns`: episodic, in a
+    session, not superseded). On LoCoMo's dev split a turn of 40 or more words is 2.2 times as
+    likely to be a question's evidence as a turn picked at random, one under 8 words a fifth as
+    likely: long turns tell things, one-liners acknowledge them. Other memories (facts, notes,
+    summaries: short by nature) get the turns' mean, which the fusion's standardising makes neutral."""
+    logs = np.log1p(lengths)
+    mean = float(logs[turns].mean()) if turns.any() else 0.0
+    return np.where(turns, logs, mean).astype(SCORE)
 
 
 def _length_norm(lengths: np.ndarray, superseded: np.ndarray | None) -> np.ndarray:
@@ -592,7 +614,8 @@ def _top_positions(scores: np.ndarray, limit: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LexicalScores:
-    """The scope's view scores for one query ("content", "context", "speaker", "time", "when"), to look up by memory id."""
+    """The scope's view scores for one query ("content", "context", "speaker", "time", "when", and the
+    query-blind "length"), to look up by memory id."""
 
     ids: list[Any]
     views: dict[str, np.ndarray]

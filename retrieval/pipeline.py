@@ -24,6 +24,10 @@ from retrieval.fusion import reciprocal_rank_fusion, standardised_sum
 from retrieval.lexical_index import LexicalIndexes, LexicalScores
 from retrieval.query import SearchParams, SearchQuery
 
+LENGTH_MIN_SPREAD = 0.5
+"""The least spread of log lengths the length view is divided by: among a handful of candidates, two
+turns of 8 and 6 words would otherwise be as far apart as a turn the question names and one it does not."""
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -104,6 +108,7 @@ def _score_fusion(
             (views["speaker"], params.speaker_weight),
             (views["time"], params.time_weight),
             (views["when"], params.when_weight),
+            (views["length"], params.length_weight, LENGTH_MIN_SPREAD),
             (key_scores, params.key_weight),
         ]
     )

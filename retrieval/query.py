@@ -64,6 +64,7 @@ class SearchParams:
     speaker_weight: float = 0.5
     time_weight: float = 1.0
     when_weight: float = 1.0
+    length_weight: float = 0.5
     use_keys: bool = True
     key_weight: float = 0.2
     dense_exact_share: float = 0.05

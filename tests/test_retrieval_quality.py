@@ -103,8 +103,8 @@ def test_default_retrieval_finds_the_answering_turn(client: TestClient, api_key:
     ranks = _ranks(client, headers, "priya-and-tom", ids, k=5)
     recall_at_5 = sum(r is not None for r in ranks) / len(ranks)
     mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
-    # Measured: every turn in the top 5, MRR 0.67; Postgres full text fused by rank (the pipeline
-    # before the BM25 index) gets 0.69 and 0.63.
+    # Measured: every turn in the top 5, MRR 0.72 (0.64 with LOCI_LENGTH_WEIGHT=0); Postgres full text
+    # fused by rank (the pipeline before the BM25 index) gets 0.69 and 0.63.
     assert recall_at_5 >= 0.9, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
     assert mrr >= 0.6, list(zip([q for q, _ in QUESTIONS], ranks, strict=True))
 
@@ -199,13 +199,13 @@ def test_in_a_small_scope_a_named_period_outweighs_a_hair_of_cosine(client: Test
 
 
 def test_a_question_asking_when_prefers_the_turn_that_says_when(client: TestClient, api_key: str) -> None:
-    """Of two turns about the sister's visits, the one sharing the question's words does not say
-    when; the one that does ("last weekend") answers "When...?", and the when view puts it first
-    (without it, the other turn leads)."""
+    """Of two turns about the sister's visits, the one sharing more of the question's words
+    ("visits") does not say when; the one that does ("last weekend") answers "When...?", and the
+    when view puts it first (without it, the other turn leads by about two standard deviations)."""
     headers = {"Authorization": f"Bearer {api_key}"}
     sessions = [
         [("Tom", "My sister visits often and we always bake bread together."), ("Priya", "Sounds cosy!")],
-        [("Priya", "How was your weekend?"), ("Tom", "She came over last weekend, we baked all afternoon.")],
+        [("Priya", "How was your weekend?"), ("Tom", "My sister came over last weekend, we baked all afternoon.")],
     ]
     ids = []
     for number, turns in enumerate(sessions):
@@ -217,3 +217,45 @@ def test_a_question_asking_when_prefers_the_turn_that_says_when(client: TestClie
     body = {"query": "When did Tom's sister visit him?", "user_id": "visits", "k": 3}
     results = client.post("/v1/search", json=body, headers=headers).json()["results"]
     assert results[0]["id"] == ids[1][1], [r["content"] for r in results]
+
+
+def test_a_telling_turn_outranks_the_one_line_reply_beside_it(client: TestClient, api_key: str) -> None:
+    """A short reply ("Looks like it, yes.") sits next to the question it answers and shares its
+    context; the long turn after it holds what is asked. The length view puts the long turn first;
+    without it (LOCI_LENGTH_WEIGHT=0) the reply, or the question itself, leads."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    talks = {
+        "aquarium": (
+            "What happened at Ben's aquarium interview?",
+            [
+                ("Ana", "How did the job interview at the aquarium go?"),
+                ("Ben", "Really well I think."),
+                (
+                    "Ben",
+                    "They asked me to design a feeding schedule for the jellyfish tanks on the spot, and the head "
+                    "curator said she'd call me Friday.",
+                ),
+                ("Ana", "Fingers crossed!"),
+            ],
+        ),
+        "moving": (
+            "Where is Ben moving to?",
+            [
+                ("Ana", "So are you moving out of the city after all?"),
+                ("Ben", "Looks like it, yes."),
+                (
+                    "Ben",
+                    "We put an offer on a stone cottage near the coast with a big vegetable garden, twenty minutes "
+                    "from Lena's school.",
+                ),
+                ("Ana", "That sounds lovely."),
+            ],
+        ),
+    }
+    for user_id, (question, turns) in talks.items():
+        messages = [{"role": "user", "name": name, "content": text} for name, text in turns]
+        response = client.post(
+            "/v1/messages", json={"user_id": user_id, "session_id": "s", "messages": messages}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+        _assert_first_hits(client, headers, [(question, response.json()["ids"][2])], user_id=user_id)

@@ -35,6 +35,7 @@ def search_params(runtime: Runtime) -> SearchParams:
         speaker_weight=s.speaker_weight,
         time_weight=s.time_weight,
         when_weight=s.when_weight,
+        length_weight=s.length_weight,
         use_keys=s.use_memory_keys,
         key_weight=s.key_weight,
         dense_exact_share=s.dense_exact_share,
