@@ -101,7 +101,7 @@ class _Derived:
     event_times: np.ndarray  # Unix seconds, 0 for a memory without an event time
     event_months: np.ndarray  # 1-12, 0 for a memory without an event time
     tells_when: np.ndarray  # the memory's text says when something happened
-    log_length: np.ndarray  # a turn's log(1 + indexed words); other memories the turns' mean (`_log_lengths`)
+    log_length: np.ndarray  # a turn's log(1 + indexed words) less the turns' mean; 0 for other memories
     types: np.ndarray
     agents: np.ndarray
     sessions: np.ndarray
@@ -560,13 +560,14 @@ def _window_tf_by_runs(derived: _Derived, docs: np.ndarray, tfs: np.ndarray, n: 
 
 def _log_lengths(lengths: np.ndarray, turns: np.ndarray) -> np.ndarray:
     """The length view: log(1 + indexed words) of each conversation turn (`turns`: episodic, in a
-    session, not superseded). On LoCoMo's dev split a turn of 40 or more words is 2.2 times as
-    likely to be a question's evidence as a turn picked at random, one under 8 words a fifth as
-    likely: long turns tell things, one-liners acknowledge them. Other memories (facts, notes,
-    summaries: short by nature) get the turns' mean, which the fusion's standardising makes neutral."""
+    session, not superseded), less the turns' mean. On LoCoMo's dev split a turn of 40 or more words
+    is 2.2 times as likely to be a question's evidence as a turn picked at random, one under 8 words
+    a fifth as likely: long turns tell things, one-liners acknowledge them. Other memories (facts,
+    notes, summaries: short by nature) get 0, the turns' mean, as does a memory the snapshot has not
+    seen yet (`LexicalScores.of`): neither is held back for its length."""
     logs = np.log1p(lengths)
     mean = float(logs[turns].mean()) if turns.any() else 0.0
-    return np.where(turns, logs, mean).astype(SCORE)
+    return np.where(turns, logs - mean, 0.0).astype(SCORE)
 
 
 def _length_norm(lengths: np.ndarray, superseded: np.ndarray | None) -> np.ndarray:

@@ -397,6 +397,40 @@ def _turns(count: int, seed: int) -> list[SimpleNamespace]:
     ]
 
 
+def test_the_length_view_weighs_turns_and_leaves_other_memories_neutral() -> None:
+    """A conversation turn scores its log length less the turns' mean; a fact outside any
+    conversation, an episode with no session and a memory the snapshot has not seen yet score 0,
+    the turns' mean, rather than a one-liner's penalty."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def memory(seq: int, content: str, session_id: str | None, kind: str = "episodic") -> SimpleNamespace:
+        return SimpleNamespace(
+            id=uuid.uuid4(),
+            seq=seq,
+            type=kind,
+            agent_id=None,
+            session_id=session_id,
+            event_at=start,
+            updated_at=start,
+            content=content,
+            attributes={"speaker": "Ben"},
+        )
+
+    short = memory(1, "Yes.", "s")
+    long = memory(2, "We put an offer on a stone cottage near the coast with a big vegetable garden.", "s")
+    fact = memory(3, "Likes tea.", None, "semantic")
+    note = memory(4, "Dentist.", None)
+    lexicon = ScopeLexicon(2)
+    lexicon.add([short, long, fact, note])
+    derived = lexicon.prepare()
+    views = derived.scores("where is Ben moving")
+    scores = LexicalScores(derived.ids, views, None, derived.position)
+    unseen = uuid.uuid4()
+    length = scores.of([short.id, long.id, fact.id, note.id, unseen])["length"]
+    assert length[0] < 0 < length[1] and math.isclose(length[0], -length[1], rel_tol=1e-5)
+    assert not length[2:].any()
+
+
 def test_edits_appended_again_score_as_a_rebuild_does() -> None:
     """Edits (new words, another speaker, session or event time) appended over a lexicon whose
     common terms are kept give every memory the scores of a lexicon built from the edited rows,
