@@ -333,6 +333,7 @@ def search(
     ] = None,
     event_after: Annotated[str | None, typer.Option(help="Only events at or after this time (ISO 8601).")] = None,
     event_before: Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601).")] = None,
+    max_words: Annotated[int | None, typer.Option(help="Only the best results that fit in this many words.")] = None,
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:
     """Search memories and print the results as JSON lines."""
@@ -349,6 +350,7 @@ def search(
             asked_at=asked_at,  # type: ignore[arg-type]
             event_after=event_after,  # type: ignore[arg-type]
             event_before=event_before,  # type: ignore[arg-type]
+            max_words=max_words,
         )
     runtime, tenant_id = _runtime_and_tenant(tenant)
     try:

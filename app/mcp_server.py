@@ -223,6 +223,10 @@ class MemoryTools:
             dict[str, str | int | float | bool | None] | None,
             Field(description="Only memories whose metadata has all these key: value pairs."),
         ] = None,
+        max_words: Annotated[
+            int | None,
+            Field(description="Only as many memories as fit in this many words together (best first).", ge=1),
+        ] = None,
     ) -> Recalled:
         """Search long-term memory for what is relevant to a question, best match first. Use it before
         answering anything that may depend on earlier conversations, and before a task you may have done
@@ -241,6 +245,7 @@ class MemoryTools:
                 event_before=event_before,
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged or None,
+                max_words=max_words,
             )
         )
         return Recalled(results=[Hit.of(hit) for hit in response.results])

@@ -97,6 +97,9 @@ async def _exercise(client: Client) -> None:
     assert hits[0]["id"] == diet and hits[0]["type"] == "semantic"
     assert (hits[0]["source"], hits[0]["trust"]) == ("agent", 0.8), "remember should record the model as the source"
     assert {h["user_id"] for h in hits} == {"ann"}, "the user filter let another user's memory through"
+    fitted = (await _call(client, "recall", query="what does Ann eat?", user_id="ann", k=5, max_words=8))["results"]
+    words = [len(h["content"].split()) for h in fitted]
+    assert fitted[0]["id"] == diet and sum(words) <= 8 < sum(len(h["content"].split()) for h in hits), words
     assert hits[0]["score"] >= hits[-1]["score"]
 
     procedures = (await _call(client, "recall", query="how do I deploy?", user_id="ann", types=["procedural"]))[

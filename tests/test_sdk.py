@@ -143,6 +143,18 @@ def test_search_counts_relative_periods_from_asked_at(memory: MemoryClient) -> N
         assert hits[0].event_at == datetime(2024, 6, wanted, 9, tzinfo=UTC)
 
 
+def test_search_fits_the_results_to_a_word_budget(memory: MemoryClient) -> None:
+    memory.add_many(
+        [
+            {"content": "The user likes green tea", "user_id": "budget"},
+            {"content": "The user drinks green tea every morning", "user_id": "budget"},
+        ]
+    )
+    assert len(memory.search("green tea", user_id="budget", k=2).results) == 2
+    fitted = memory.search("green tea", user_id="budget", k=2, max_words=6).results
+    assert len(fitted) == 1 and len(fitted[0].content.split()) <= 6
+
+
 def test_update_re_embeds_so_search_finds_the_new_content(memory: MemoryClient) -> None:
     memory.add_many(
         [

@@ -178,11 +178,43 @@ def test_search_validation(client: TestClient) -> None:
         {"query": "x", "event_after": "2024-05-01T00:00:00Z", "event_before": "2024-05-01T00:00:00Z"},
         {"query": "x", "event_after": "2024-05-01T02:00:00+02:00", "event_before": "2024-04-30T23:00:00"},
         {"k": 3},
+        {"query": "x", "max_words": 0},
+        {"query": "x", "max_words": "a few"},
     ]
     for body in bad:
         response = client.post("/v1/search", json=body)
         assert response.status_code == 422, body
         assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_max_words_keeps_the_best_results_that_fit(client: TestClient, runtime: Runtime) -> None:
+    """Of the k best, in rank order, those whose contents fit the budget together: the long first
+    result that would overflow it is passed over and a shorter one after it still taken; only the
+    results returned count as used."""
+    texts = [
+        "Tom ran the Rotterdam marathon in October in three hours and forty minutes, his personal best.",
+        "Tom's marathon shoes were eaten by his dog Biscuit.",
+        "Tom trains for the marathon every morning.",
+        "Priya repotted her fig tree.",
+    ]
+    for text in texts:
+        assert client.post("/v1/memories", json={"content": text, "user_id": "u-words"}).status_code == 201
+    body = {"query": "How did Tom do in the Rotterdam marathon?", "user_id": "u-words", "k": 4}
+    full = client.post("/v1/search", json=body).json()["results"]
+    words = {r["id"]: len(r["content"].split()) for r in full}
+    assert words[full[0]["id"]] == 16, [r["content"] for r in full]
+    budget = 15
+    expected, room = [], budget
+    for result in full:
+        if words[result["id"]] <= room:
+            expected.append(result["id"])
+            room -= words[result["id"]]
+    runtime.access_counts.flush()
+    fitted = client.post("/v1/search", json={**body, "max_words": budget}).json()["results"]
+    assert [r["id"] for r in fitted] == expected and len(expected) >= 2
+    runtime.access_counts.flush()
+    uses = {i: client.get(f"/v1/memories/{i}").json()["access_count"] for i in words}
+    assert uses == {i: 2 if i in expected else 1 for i in words}
 
 
 def test_stopword_only_query_uses_dense(client: TestClient) -> None:

@@ -152,6 +152,14 @@ class SearchRequest(_Strict):
     event_before: datetime | None = Field(
         default=None, description="Only memories whose event happened before this (stored time when it has none)."
     )
+    max_words: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="A budget for the results' content, in whitespace-separated words (an English word is about "
+        "1.3 tokens of an LLM): of the k best, in rank order, those that fit; one that would overflow the budget is "
+        "left out and the next ones still tried.",
+    )
 
     @model_validator(mode="after")
     def _event_window(self) -> "SearchRequest":

@@ -47,6 +47,20 @@ def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory
     return {memory.id: memory for memory in session.scalars(statement)}
 
 
+def within_words(results: list[SearchResult], budget: int) -> list[SearchResult]:
+    """The results, in rank order, whose contents fit in `budget` words together. An agent filling a
+    prompt has a budget of tokens, not of results, and ranking favours long turns (the length view,
+    docs/retrieval.md); one that would overflow is passed over so that a shorter one after it can
+    still use the room."""
+    kept: list[SearchResult] = []
+    for result in results:
+        words = len(result.content.split())
+        if words <= budget:
+            kept.append(result)
+            budget -= words
+    return kept
+
+
 def run_search(
     runtime: Runtime, principal: Principal, body: SearchRequest, count_access: bool = True
 ) -> SearchResponse:
@@ -85,6 +99,8 @@ def run_search(
             for hit in hits
             if hit.id in rows
         ]
+    if body.max_words is not None:
+        results = within_words(results, body.max_words)
     if count_access and runtime.settings.track_access and results:
         # Being recalled is a use: it slows forgetting (memory_types.lifecycle.retention).
         runtime.access_counts.record(principal.tenant_id, [r.id for r in results])

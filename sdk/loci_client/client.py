@@ -222,6 +222,7 @@ class MemoryClient(_BaseClient):
         asked_at: datetime | str | None = None,
         event_after: datetime | str | None = None,
         event_before: datetime | str | None = None,
+        max_words: int | None = None,
     ) -> SearchResponse:
         """The k memories that best match `query`, best first; `filters` match metadata.
 
@@ -229,7 +230,9 @@ class MemoryClient(_BaseClient):
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
         `asked_at` is the moment relative periods in the query ("last week") count back from; the
         server takes `as_of`, else the time of the request. `event_after` / `event_before` keep only
-        memories whose event time (else stored time) falls between them.
+        memories whose event time (else stored time) falls between them. `max_words` keeps, of the k
+        best, those whose contents fit in that many words together (in rank order, passing over one
+        that would overflow).
         """
         return self._send(
             _core.search(
@@ -247,6 +250,7 @@ class MemoryClient(_BaseClient):
                 asked_at=asked_at,
                 event_after=event_after,
                 event_before=event_before,
+                max_words=max_words,
             )
         )
 
@@ -507,6 +511,7 @@ class AsyncMemoryClient(_BaseClient):
         asked_at: datetime | str | None = None,
         event_after: datetime | str | None = None,
         event_before: datetime | str | None = None,
+        max_words: int | None = None,
     ) -> SearchResponse:
         """The k memories that best match `query`, best first; `filters` match metadata.
 
@@ -514,7 +519,9 @@ class AsyncMemoryClient(_BaseClient):
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
         `asked_at` is the moment relative periods in the query ("last week") count back from; the
         server takes `as_of`, else the time of the request. `event_after` / `event_before` keep only
-        memories whose event time (else stored time) falls between them.
+        memories whose event time (else stored time) falls between them. `max_words` keeps, of the k
+        best, those whose contents fit in that many words together (in rank order, passing over one
+        that would overflow).
         """
         return await self._send(
             _core.search(
@@ -532,6 +539,7 @@ class AsyncMemoryClient(_BaseClient):
                 asked_at=asked_at,
                 event_after=event_after,
                 event_before=event_before,
+                max_words=max_words,
             )
         )
 
