@@ -1,5 +1,6 @@
 """LoCoMo retrieval scores (design section 6): evidence recall@k, hit@k, MRR, NDCG@10 over
-turns; recall@k and hit@k over sessions; tokens retrieved; search latency.
+turns; recall@k and hit@k over sessions; recall within a budget of words; tokens retrieved;
+search latency.
 
 Questions without a valid evidence turn get no metrics and are only counted. The overall
 figure pools the questions of categories 1-4 unless told otherwise; category 5 (adversarial)
@@ -14,11 +15,14 @@ from eval.aggregate import group_means, latency_summary
 from eval.locomo import CATEGORY_NAMES, LocomoData
 from eval.metrics import distinct, hit_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
 from eval.runner import RunResult
-from eval.scoring import Scored, per_question_rows, score_run, tokens_at
+from eval.scoring import Scored, per_question_rows, score_run, tokens_at, within_words
 from eval.units import Question, Unit
 
 DEFAULT_K = (1, 5, 10, 25, 50)
 DEFAULT_OVERALL = ("1", "2", "3", "4")
+WORD_BUDGETS = (150, 300)
+"""Recall at a prompt budget of words (`recall@150w`): about what the top 5 and top 10 take. Recall
+at k rewards long results, which fill k slots with more text (docs/retrieval.md, "Length")."""
 NDCG_K = 10
 
 
@@ -41,6 +45,9 @@ def question_metrics(
         metrics[f"session_hit@{k}"] = hit_at_k(sessions, question.gold_sessions, k)
     metrics["mrr"] = reciprocal_rank(retrieved, gold)
     metrics[f"ndcg@{NDCG_K}"] = ndcg_at_k(retrieved, gold, NDCG_K)
+    for words in WORD_BUDGETS:
+        fitted = within_words(retrieved, units, words)
+        metrics[f"recall@{words}w"] = recall_at_k(fitted, gold, len(fitted))
     for k in ks:
         metrics[f"tokens@{k}"] = tokens_at(retrieved, units, k)
     return metrics

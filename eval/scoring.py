@@ -11,6 +11,7 @@ from typing import Any
 from eval.metrics import ranks_of
 from eval.runner import QueryRecord, RunResult
 from eval.units import Episode, Question, Unit
+from retrieval.budget import within_budget
 
 MetricFn = Callable[[Question, list[str], Mapping[str, Unit]], dict[str, float]]
 
@@ -58,6 +59,12 @@ def per_question_rows(scored: Mapping[str, list[Scored]]) -> list[dict[str, Any]
         for system, items in scored.items()
         for s in items
     ]
+
+
+def within_words(retrieved: Sequence[str], units: Mapping[str, Unit], words: int) -> list[str]:
+    """The retrieved units an agent with a prompt budget of `words` would take, as the search's
+    `max_words` picks them (results that are not units take no room)."""
+    return within_budget(retrieved, [units[i].tokens if i in units else 0 for i in retrieved], words)
 
 
 def tokens_at(retrieved: Sequence[str], units: Mapping[str, Unit], k: int) -> float:

@@ -17,6 +17,7 @@ from app.runtime import Runtime
 from app.services.limits import check_query_size
 from app.services.tenants import Principal
 from retrieval import SearchQuery, search
+from retrieval.budget import within_budget
 from retrieval.query import SearchParams
 
 log = logging.getLogger(__name__)
@@ -45,20 +46,6 @@ def search_params(runtime: Runtime) -> SearchParams:
 def _load_hits(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
     statement = select(Memory).where(Memory.id.in_(ids)).options(*without_vectors())
     return {memory.id: memory for memory in session.scalars(statement)}
-
-
-def within_words(results: list[SearchResult], budget: int) -> list[SearchResult]:
-    """The results, in rank order, whose contents fit in `budget` words together. An agent filling a
-    prompt has a budget of tokens, not of results, and ranking favours long turns (the length view,
-    docs/retrieval.md); one that would overflow is passed over so that a shorter one after it can
-    still use the room."""
-    kept: list[SearchResult] = []
-    for result in results:
-        words = len(result.content.split())
-        if words <= budget:
-            kept.append(result)
-            budget -= words
-    return kept
 
 
 def run_search(
@@ -100,7 +87,7 @@ def run_search(
             if hit.id in rows
         ]
     if body.max_words is not None:
-        results = within_words(results, body.max_words)
+        results = within_budget(results, [len(r.content.split()) for r in results], body.max_words)
     if count_access and runtime.settings.track_access and results:
         # Being recalled is a use: it slows forgetting (memory_types.lifecycle.retention).
         runtime.access_counts.record(principal.tenant_id, [r.id for r in results])

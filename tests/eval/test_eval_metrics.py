@@ -6,6 +6,9 @@ import pytest
 
 from eval.aggregate import group_means, latency_summary
 from eval.metrics import all_at_k, distinct, hit_at_k, ndcg_at_k, ranks_of, recall_at_k, reciprocal_rank
+from eval.score_locomo import question_metrics
+from eval.scoring import within_words
+from eval.units import Question, Unit
 
 RANKED = ["a", "b", "c", "d", "e"]
 
@@ -74,3 +77,19 @@ def test_latency_percentiles() -> None:
     assert summary["p50"] == pytest.approx(50.5)
     assert summary["p95"] == pytest.approx(95.05)
     assert latency_summary([]) == {"p50": None, "p95": None}
+
+
+def test_recall_within_words_takes_what_fits_a_budget_in_rank_order() -> None:
+    """The long first result overflows 6 words and is passed over; the two short ones after it fit.
+    Recall@2 would count the long one instead."""
+    units = {
+        "long": Unit("long", "s", "one two three four five six seven eight"),
+        "a": Unit("a", "s", "one two three"),
+        "b": Unit("b", "s", "four five six"),
+        "c": Unit("c", "s", "seven"),
+    }
+    question = Question("q", "?", "4", "", gold_units=("a", "b"), gold_sessions=("s",))
+    metrics = question_metrics(question, ["long", "a", "b", "c", "not-a-unit"], units, ks=(2,))
+    assert within_words(["long", "a", "b", "c"], units, 6) == ["a", "b"]
+    assert metrics["recall@150w"] == 1.0 and metrics["recall@2"] == 0.5
+    assert within_words(["long", "a"], units, 2) == []
