@@ -128,10 +128,8 @@ class _Derived:
             else np.zeros(n, dtype=SCORE)
         )
         when = self.tells_when.astype(SCORE) if asks_when(query_text) else np.zeros(n, dtype=SCORE)
-        length = self.log_length.copy()
         if self.superseded is not None:
             speaker[self.superseded] = time[self.superseded] = when[self.superseded] = 0.0
-            length[self.superseded] = 0.0
         content, context = np.zeros(n, dtype=SCORE), np.zeros(n, dtype=SCORE)
         weighted = [(term, 1.0) for term in tokenize(query_text)] + list((expansions or {}).items())
         for term, weight in weighted:
@@ -146,7 +144,7 @@ class _Derived:
             "speaker": speaker,
             "time": time,
             "when": when,
-            "length": length,
+            "length": self.log_length,  # query-blind, already 0 where superseded: shared, never written to
         }
 
     def term_views(self, term: str) -> "_TermViews | None":
