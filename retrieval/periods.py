@@ -170,13 +170,9 @@ def _calendar(today: date, unit: str, this: bool) -> tuple[date, date]:
         return saturday, saturday + timedelta(days=1)
     if unit == "week":
         return (monday, today) if this else (monday - timedelta(weeks=1), monday - timedelta(days=1))
-    if unit == "month":
-        first = date(today.year, today.month, 1)
-        if this:
-            return first, today
-        last = first - timedelta(days=1)
-        return date(last.year, last.month, 1), last
-    return (date(today.year, 1, 1), today) if this else (date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))
+    if not this:  # last month or year: the one before today's, as "1 month ago" reads it
+        return _units_back(today, 1, unit)
+    return (date(today.year, today.month, 1) if unit == "month" else date(today.year, 1, 1)), today
 
 
 def _range_start(month: int, day: int, year: str | None, last: date) -> date:
