@@ -115,12 +115,13 @@ def expansion_command(
 def profile_command(
     memories: Annotated[int, typer.Option(help="Memories in the searched scope.")] = 10_000,
     queries: Annotated[int, typer.Option(help="Measured searches.")] = 300,
+    consolidated: Annotated[bool, typer.Option(help="Consolidate the scope (keys, summaries) first.")] = False,
     md: Md = False,
 ) -> None:
     """Per-step time of POST /v1/search: query embedding, each SQL step, the unattributed rest."""
     from benchmarks import profile
 
-    _emit("profile", profile.run(memories, queries), md)
+    _emit("profile", profile.run(memories, queries, consolidated), md)
 
 
 @bench_app.command("jobs")

@@ -71,6 +71,29 @@ def analyze(runtime: Runtime, vacuum: bool = False) -> None:
         conn.execute(text(f"{'VACUUM (ANALYZE)' if vacuum else 'ANALYZE'} memories, memory_keys"))
 
 
+def consolidate_scope(
+    client: httpx.Client, runtime: Runtime, poll_seconds: float = 0.5, timeout_s: float = 3600.0
+) -> dict[str, int]:
+    """Run the consolidation job on the benchmark's scope to the end (~10 minutes at 100k), then vacuum;
+    returns the job's counts (keys, summaries).
+
+    Consolidation marks every episode: a new version of each row (in every index), which autovacuum
+    clears within minutes. The vacuum measures the scope once that is done; the first run of the
+    consolidated search row at 100k, without it, had a p95 of 221 ms (docs/performance.md).
+    """
+    job_id = client.post("/v1/jobs/consolidate", json={"user_id": USER}).raise_for_status().json()["job_id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] == "succeeded":
+            analyze(runtime, vacuum=True)
+            return job["counts"]
+        if job["status"] == "failed":
+            raise RuntimeError(f"consolidation failed: {job['error']}")
+        time.sleep(poll_seconds)
+    raise TimeoutError(f"consolidation job {job_id} not done after {timeout_s:.0f} s")
+
+
 def wait_for_indexes(runtime: Runtime) -> float:
     """Wait while an in-process index is built or checked in the background (a large scope's first
     searches go to Postgres meanwhile); returns the seconds waited."""

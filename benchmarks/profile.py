@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from app.local_server import throwaway_runtime
 from app.query_cache import QueryEmbeddings
-from benchmarks.common import SERVICE, USER, analyze, client_for, grow_to
+from benchmarks.common import SERVICE, USER, analyze, client_for, consolidate_scope, grow_to
 from benchmarks.corpus import distinct_queries
 from retrieval.lexical_index import LexicalIndexes
 
@@ -71,7 +71,8 @@ class _TimedQueries:
         return future
 
 
-def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
+def run(memories: int, n_queries: int, consolidated: bool = False) -> list[dict[str, Any]]:
+    """`consolidated`: the scope is consolidated (keys, summaries) and vacuumed before the searches."""
     per_request: dict[str, float] = defaultdict(float)
     samples: dict[str, list[float]] = defaultdict(list)
 
@@ -93,6 +94,8 @@ def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
     with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
         grow_to(client, memories, 0)
         analyze(runtime)
+        if consolidated:
+            consolidate_scope(client, runtime)
         queries, lexical_index = runtime.queries, runtime.lexical_index
         runtime.queries = _TimedQueries(runtime.queries, record)  # type: ignore[assignment]
         if runtime.lexical_index is not None:
@@ -115,6 +118,7 @@ def run(memories: int, n_queries: int) -> list[dict[str, Any]]:
     return [
         {
             "memories": memories,
+            "consolidated": consolidated,
             "step": step,
             "in_searches": len(values),
             "p50_ms": round(statistics.median(values), 2),

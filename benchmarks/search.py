@@ -20,6 +20,7 @@ from benchmarks.common import (
     USER,
     analyze,
     client_for,
+    consolidate_scope,
     dense_mode,
     grow_to,
     latency_summary,
@@ -111,29 +112,10 @@ def measure_scope(
     return rows
 
 
-def _consolidate(client: httpx.Client, poll_seconds: float = 0.5, timeout_s: float = 3600.0) -> dict[str, int]:
-    """Run the consolidation job on the benchmark's scope to the end (~10 minutes at 100k); its
-    counts (keys, summaries)."""
-    job_id = client.post("/v1/jobs/consolidate", json={"user_id": USER}).raise_for_status().json()["job_id"]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["status"] == "succeeded":
-            return job["counts"]
-        if job["status"] == "failed":
-            raise RuntimeError(f"consolidation failed: {job['error']}")
-        time.sleep(poll_seconds)
-    raise TimeoutError(f"consolidation job {job_id} not done after {timeout_s:.0f} s")
-
-
 def measure_consolidated(
     client: httpx.Client, runtime: Runtime, size: int, n_queries: int, k: int
 ) -> dict[str, float | int | str]:
-    counts = _consolidate(client)
-    # Consolidation marks every episode: a new version of each row (in every index), which
-    # autovacuum clears within minutes. This row measures the scope once that is done; the first
-    # run of it at 100k, without the vacuum, had a p95 of 221 ms (docs/performance.md).
-    analyze(runtime, vacuum=True)
+    counts = consolidate_scope(client, runtime)
     questions = distinct_queries(n_queries + WARM_UP, seed=size + 1)  # none of the earlier rows' queries
     with dense_mode(runtime, "pgvector", runtime.settings.faiss_ef_search):
         _timed_searches(client, questions[:WARM_UP], k)
