@@ -37,7 +37,7 @@ def search_params(runtime: Runtime) -> SearchParams:
         time_weight=s.time_weight,
         when_weight=s.when_weight,
         length_weight=s.length_weight,
-        use_keys=s.use_memory_keys,
+        use_keys=s.memory_keys_searched,
         key_weight=s.key_weight,
         dense_exact_share=s.dense_exact_share,
     )
