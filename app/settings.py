@@ -234,8 +234,8 @@ class Settings(BaseSettings):
     )
     use_memory_keys: bool | None = Field(
         default=None,
-        description="Search consolidation keys as extra ways to a memory; unset = only when an LLM writes them "
-        "(LOCI_LLM_BASE_URL and LOCI_LLM_MODEL set).",
+        description="Write and search consolidation keys as extra ways to a memory; unset = only when an LLM "
+        "writes them (LOCI_LLM_BASE_URL and LOCI_LLM_MODEL set).",
     )
     track_access: bool = Field(default=True, description="Count search hits as uses (feeds retention).")
 
@@ -247,8 +247,9 @@ class Settings(BaseSettings):
     def memory_keys_searched(self) -> bool:
         """`use_memory_keys`, or when unset whether an LLM writes the keys. Without one, consolidation's
         keys are the memory's own words and heuristic facts, which BM25 and the dense view already
-        score: on LoCoMo dev they moved recall@10 by a few thousandths either way, for ~4 ms a search
-        (docs/retrieval.md). Consolidation writes them either way, so turning this on needs no rerun."""
+        score: on LoCoMo dev they moved recall@10 by a few thousandths either way, for ~4 ms a search,
+        ~70 % of consolidation's time and 4 KB a memory (docs/retrieval.md). Consolidation writes keys
+        only when this holds, so episodes consolidated before it is turned on have none."""
         if self.use_memory_keys is not None:
             return self.use_memory_keys
         return bool(self.llm_base_url and self.llm_model)

@@ -46,7 +46,12 @@ def loci_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def settings(loci_home: Path) -> Settings:
-    return Settings(home=loci_home, database_url=None, bootstrap_api_key=BOOTSTRAP_KEY, log_level="warning")
+    # Consolidation keys on (by default only where an LLM writes them), so that the tests that
+    # consolidate exercise writing, searching, exporting and deleting keys; the default itself is
+    # tested with settings copied from these (tests/test_lifecycle_jobs.py).
+    return Settings(
+        home=loci_home, database_url=None, bootstrap_api_key=BOOTSTRAP_KEY, log_level="warning", use_memory_keys=True
+    )
 
 
 @pytest.fixture(scope="session")

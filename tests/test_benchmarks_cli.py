@@ -65,12 +65,12 @@ def test_profile_runs_end_to_end_and_accounts_for_the_request() -> None:
 
 def test_search_benchmark_runs_end_to_end_and_ends_on_the_consolidated_scope() -> None:
     """Every mode of a small scope, the searches after writes, then the scope consolidated through
-    the job API: the last row names the keys the job made."""
+    the job API: the last row names the keys the job made (none with the default settings: no LLM)."""
     from benchmarks import search
 
     rows = search.run([60], 4)
     assert [row["mode"] for row in rows[:-1]] == [*search.MODES, search.AFTER_WRITE, search.AFTER_EDIT]
-    assert rows[-1]["mode"].startswith(f"{search.CONSOLIDATED} (60 keys, ")
+    assert rows[-1]["mode"].startswith(f"{search.CONSOLIDATED} (0 keys, 2 summaries)")
     assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in rows)
 
 

@@ -41,6 +41,7 @@ def _turns(i: int) -> list[dict[str, str]]:
 
 def _worker(url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LOCI_DATABASE_URL": url, "LOCI_JOB_STALLED_SECONDS": "3", "HF_HUB_OFFLINE": "1"}
+    env["LOCI_USE_MEMORY_KEYS"] = "true"  # keys too must be written once only
     env["LOCI_SWEEP_CRON"] = "0 0 1 1 *"  # keep the periodic sweep out of this test
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=REPO, stderr=subprocess.PIPE)
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from app.db.models import Memory
+from app.jobs.consolidate import consolidate
 from app.jobs.forget import DECISION_COLUMNS, archive_unchanged, decide
 from app.runtime import Runtime
 from app.services.tenants import authenticate
@@ -103,9 +104,9 @@ def test_consolidation_extracts_facts_keys_and_a_summary(client: TestClient, run
 
 def test_keys_give_retrieval_another_way_in(client: TestClient, app_with, api_key: str) -> None:  # type: ignore[no-untyped-def]
     """The speaker is a key of each episode, so a question naming the person finds their turn even
-    though the turn's text never says their name. Keys are searched where an LLM writes them or
-    LOCI_USE_MEMORY_KEYS says so, not by default: heuristic keys alone restate what the other views
-    already score (docs/retrieval.md)."""
+    though the turn's text never says their name. By default (LOCI_USE_MEMORY_KEYS unset) keys are
+    searched only where an LLM writes them: heuristic keys alone restate what the other views already
+    score (docs/retrieval.md)."""
     turns = {
         "Zoe": "Just got back from the farmers market with a bag of plums.",
         "Kai": "Finally got it done, so proud!",
@@ -117,14 +118,34 @@ def test_keys_give_retrieval_another_way_in(client: TestClient, app_with, api_ke
     before = client.post("/v1/search", json=query).json()["results"]
     assert all(r["scores"]["keys"] is None for r in before)
     _run(client, "consolidate", user_id="u1")
-    unsearched = client.post("/v1/search", json=query).json()["results"]
-    assert all(r["scores"]["keys"] is None for r in unsearched)
+    results = client.post("/v1/search", json=query).json()["results"]
+    assert results[0]["content"] == turns["Kai"]
+    assert results[0]["scores"]["keys"] is not None
     headers = {"Authorization": f"Bearer {api_key}"}
-    for settings in ({"use_memory_keys": True}, {"llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "any"}):
-        with TestClient(app_with(**settings), headers=headers) as keyed:
-            results = keyed.post("/v1/search", json=query).json()["results"]
-        assert results[0]["content"] == turns["Kai"], settings
-        assert results[0]["scores"]["keys"] is not None, settings
+    with TestClient(app_with(use_memory_keys=None), headers=headers) as default:
+        unsearched = default.post("/v1/search", json=query).json()["results"]
+    assert all(r["scores"]["keys"] is None for r in unsearched)
+    llm = {"use_memory_keys": None, "llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "any"}
+    with TestClient(app_with(**llm), headers=headers) as with_llm:
+        searched = with_llm.post("/v1/search", json=query).json()["results"]
+    assert searched[0]["content"] == turns["Kai"] and searched[0]["scores"]["keys"] is not None
+
+
+def test_by_default_consolidation_writes_no_keys(client: TestClient, runtime: Runtime) -> None:
+    """Without an LLM (and LOCI_USE_MEMORY_KEYS unset) no keys are searched, so none are written:
+    facts and the summary still are, and every episode is marked consolidated."""
+    client.post("/v1/messages", json={"user_id": "u7", "session_id": "s", "messages": CONVERSATION})
+    with runtime.sessions() as session:
+        tenant_id = authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+    defaults = replace(runtime, settings=runtime.settings.model_copy(update={"use_memory_keys": None}))
+    counts = consolidate(defaults, tenant_id, {"user_id": "u7"})
+    assert counts["episodes"] == len(CONVERSATION) and counts["summaries"] == 1 and counts["facts"] >= 1
+    assert counts.get("keys", 0) == 0
+    with runtime.sessions() as session:
+        keys = session.execute(
+            text("SELECT count(*) FROM memory_keys WHERE tenant_id = :t AND user_id = 'u7'"), {"t": tenant_id}
+        ).scalar()
+    assert keys == 0
 
 
 def test_consolidation_waits_for_an_episode_another_transaction_holds(client: TestClient, runtime: Runtime) -> None:
@@ -149,9 +170,7 @@ def test_consolidation_waits_for_an_episode_another_transaction_holds(client: Te
     assert job["status"] == "succeeded" and job["counts"]["episodes"] == 4, job
 
 
-def test_keys_are_matched_densely_beside_the_bm25_index(  # type: ignore[no-untyped-def]
-    client: TestClient, runtime: Runtime, app_with, api_key: str
-) -> None:
+def test_keys_are_matched_densely_beside_the_bm25_index(client: TestClient, runtime: Runtime) -> None:
     """With the in-process BM25 index (the default) a search that uses keys matches them by their
     vectors only: keys are words and facts of the memory's own text, which BM25 already scores, and a
     full-text match over them is linear in the tenant's keys (one per episode once consolidated)."""
@@ -159,11 +178,10 @@ def test_keys_are_matched_densely_beside_the_bm25_index(  # type: ignore[no-unty
     _run(client, "consolidate", user_id="u2")
     query = {"query": "Where does Ann work?", "user_id": "u2", "k": 3}
     with (
-        TestClient(app_with(use_memory_keys=True), headers={"Authorization": f"Bearer {api_key}"}) as keyed,
         threads_running(runtime, "FROM memory_keys") as key_searches,
         threads_running(runtime, "text_tsv") as full_text,
     ):
-        results = keyed.post("/v1/search", json=query).json()["results"]
+        results = client.post("/v1/search", json=query).json()["results"]
     assert results[0]["content"] == CONVERSATION[3]["content"]
     assert any(r["scores"]["keys"] is not None for r in results)
     assert key_searches and not full_text
