@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.llm import llm_config
+
 
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "loci"
@@ -252,7 +254,7 @@ class Settings(BaseSettings):
         only when this holds, so episodes consolidated before it is turned on have none."""
         if self.use_memory_keys is not None:
             return self.use_memory_keys
-        return bool(self.llm_base_url and self.llm_model)
+        return llm_config(self.llm_base_url, self.llm_model, self.llm_api_key, self.llm_timeout) is not None
 
     @cached_property
     def pgdata(self) -> Path:
