@@ -251,7 +251,8 @@ class Settings(BaseSettings):
         keys are the memory's own words and heuristic facts, which BM25 and the dense view already
         score: on LoCoMo dev they moved recall@10 by a few thousandths either way, for ~4 ms a search,
         ~70 % of consolidation's time and 4 KB a memory (docs/retrieval.md). Consolidation writes keys
-        only when this holds, so episodes consolidated before it is turned on have none."""
+        only when this holds; episodes consolidated before it was turned on get theirs from the next
+        consolidation of their scope."""
         if self.use_memory_keys is not None:
             return self.use_memory_keys
         return llm_config(self.llm_base_url, self.llm_model, self.llm_api_key, self.llm_timeout) is not None

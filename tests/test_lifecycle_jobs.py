@@ -148,6 +148,53 @@ def test_by_default_consolidation_writes_no_keys(client: TestClient, runtime: Ru
     assert keys == 0
 
 
+def _keys_of(runtime: Runtime, tenant_id: uuid.UUID, user_id: str) -> int:
+    with runtime.sessions() as session:
+        return session.execute(
+            text("SELECT count(*) FROM memory_keys WHERE tenant_id = :t AND user_id = :u"),
+            {"t": tenant_id, "u": user_id},
+        ).scalar_one()
+
+
+def test_episodes_consolidated_without_keys_get_them_once_keys_are_on(client: TestClient, runtime: Runtime) -> None:
+    """An LLM configured (or keys turned on) after a scope was consolidated: the next consolidation
+    keys the episodes it had left without, once, and stores no facts or summaries again."""
+    client.post("/v1/messages", json={"user_id": "u8", "session_id": "s", "messages": CONVERSATION})
+    with runtime.sessions() as session:
+        tenant_id = authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+    keys_off = replace(runtime, settings=runtime.settings.model_copy(update={"use_memory_keys": False}))
+    assert consolidate(keys_off, tenant_id, {"user_id": "u8"})["episodes"] == len(CONVERSATION)
+    assert consolidate(keys_off, tenant_id, {"user_id": "u8"}).get("episodes_keyed", 0) == 0
+    assert _keys_of(runtime, tenant_id, "u8") == 0
+
+    counts = consolidate(runtime, tenant_id, {"user_id": "u8"})
+    assert counts["episodes_keyed"] == len(CONVERSATION) and counts["keys"] >= len(CONVERSATION), counts
+    assert counts.get("episodes", 0) == counts.get("facts", 0) == counts.get("summaries", 0) == 0, counts
+    assert _keys_of(runtime, tenant_id, "u8") == counts["keys"]
+    hit = client.post("/v1/search", json={"query": "Where does Ann work?", "user_id": "u8", "k": 1}).json()
+    assert hit["results"][0]["scores"]["keys"] is not None, hit
+
+    again = consolidate(runtime, tenant_id, {"user_id": "u8"})
+    assert again.get("episodes_keyed", 0) == again.get("keys", 0) == 0, again
+    assert _keys_of(runtime, tenant_id, "u8") == counts["keys"]
+
+
+def test_episodes_with_keys_but_no_mark_are_not_keyed_twice(client: TestClient, runtime: Runtime) -> None:
+    """Episodes consolidated with keys before `keyed_at` existed (or imported with their keys) have
+    keys and no mark: they are left as they are."""
+    client.post("/v1/messages", json={"user_id": "u9", "session_id": "s", "messages": CONVERSATION})
+    with runtime.sessions() as session:
+        tenant_id = authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+    written = consolidate(runtime, tenant_id, {"user_id": "u9"})["keys"]
+    with runtime.sessions.begin() as session:
+        session.execute(
+            text("UPDATE memories SET keyed_at = NULL WHERE tenant_id = :t AND user_id = 'u9'"), {"t": tenant_id}
+        )
+    counts = consolidate(runtime, tenant_id, {"user_id": "u9"})
+    assert counts.get("episodes_keyed", 0) == counts.get("keys", 0) == 0, counts
+    assert _keys_of(runtime, tenant_id, "u9") == written
+
+
 def test_consolidation_waits_for_an_episode_another_transaction_holds(client: TestClient, runtime: Runtime) -> None:
     """An episode held for a moment by another transaction (a search's use count being written) is
     consolidated with its session once the lock goes, not skipped until a later sweep."""

@@ -101,6 +101,8 @@ class Memory(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     idempotency_key: Mapped[str | None] = mapped_column(Text)
     consolidated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When consolidation derived the episode's index keys; None where keys were off (migration 0007).
+    keyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     # Whether `embedding` is set, for reads that leave the vector out (`without_vectors`); None otherwise.
     embedded: Mapped[bool | None] = query_expression()

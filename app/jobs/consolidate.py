@@ -5,8 +5,9 @@ facts extracted from first-person sentences become semantic memories linked to t
 each episode gets index keys (its facts and keywords) that retrieval searches as extra ways in, where
 keys are searched at all (`Settings.memory_keys_searched`: by default only where an LLM writes them;
 the keyword keys were ~70 % of a 10k scope's consolidation time and 4 KB a memory); the
-session gets an extractive summary linked to its episodes. Then new semantic memories are linked to
-related ones (A-MEM style) and near-identical procedures are merged.
+session gets an extractive summary linked to its episodes. Where keys are searched, episodes
+consolidated earlier while they were not get their keys then (`keyed_at`). Then new semantic
+memories are linked to related ones (A-MEM style) and near-identical procedures are merged.
 """
 
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.api.schemas import MemoryCreate
@@ -43,29 +44,18 @@ PROCEDURE_MERGE_SIMILARITY = 0.92
 
 def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_run: bool = False) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
-    with runtime.sessions() as session:
-        sessions = (
-            session.execute(
-                select(Memory.session_id)
-                .where(
-                    *scope_conditions(tenant_id, scope),
-                    Memory.type == MemoryType.episodic.value,
-                    Memory.status == "active",
-                    Memory.consolidated_at.is_(None),
-                )
-                .group_by(Memory.session_id)
-            )
-            .scalars()
-            .all()
-        )
     new_semantic: list[uuid.UUID] = []
     s = runtime.settings
     config = llm_config(s.llm_base_url, s.llm_model, s.llm_api_key, s.llm_timeout)
     llm = LLMClient(config) if config else None
     try:
-        for session_id in sessions:
+        for session_id in _session_ids(runtime, tenant_id, scope, Memory.consolidated_at.is_(None)):
             with runtime.sessions.begin() as session:
                 new_semantic += _consolidate_session(runtime, llm, session, tenant_id, scope, session_id, counts)
+        if s.memory_keys_searched:
+            for session_id in _session_ids(runtime, tenant_id, scope, *_unkeyed()):
+                with runtime.sessions.begin() as session:
+                    _key_session(runtime, llm, session, tenant_id, scope, session_id, counts)
     finally:
         if llm is not None:
             llm.close()
@@ -73,6 +63,62 @@ def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], d
         counts["links"] += _link_related(session, tenant_id, new_semantic)
         counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
     return dict(counts)
+
+
+def _unkeyed() -> tuple[ColumnElement[bool], ...]:
+    """Episodes consolidated while keys were off (not searched, so not written). One with keys of its
+    own is keyed, marked or not: it was consolidated before `keyed_at` existed, or imported."""
+    has_keys = select(MemoryKey.id).where(MemoryKey.memory_id == Memory.id).exists()
+    return Memory.consolidated_at.is_not(None), Memory.keyed_at.is_(None), ~has_keys
+
+
+def _session_ids(
+    runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], *conditions: ColumnElement[bool]
+) -> list[str | None]:
+    """The sessions of the scope's active episodes that meet `conditions`."""
+    with runtime.sessions() as session:
+        return list(
+            session.execute(
+                select(Memory.session_id)
+                .where(
+                    *scope_conditions(tenant_id, scope),
+                    Memory.type == MemoryType.episodic.value,
+                    Memory.status == "active",
+                    *conditions,
+                )
+                .group_by(Memory.session_id)
+            )
+            .scalars()
+            .all()
+        )
+
+
+def _lock_episodes(
+    session: Session,
+    tenant_id: uuid.UUID,
+    scope: dict[str, Any],
+    session_id: str | None,
+    *conditions: ColumnElement[bool],
+) -> list[Memory]:
+    """The session's active episodes that meet `conditions`, locked, in the order they were written.
+
+    Locked in id order, as the use-count flush and the forget pass lock, and waited for: a search's
+    use count holds a row for milliseconds, and skipping locked rows left such episodes out of the
+    session's consolidation until a later sweep. A concurrent job on the same session waits, then
+    finds its episodes marked (the lock re-reads the row) and does nothing."""
+    locked = session.scalars(
+        select(Memory)
+        .where(
+            *scope_conditions(tenant_id, {**scope, "session_id": session_id}),
+            Memory.session_id.is_not_distinct_from(session_id),
+            Memory.type == MemoryType.episodic.value,
+            Memory.status == "active",
+            *conditions,
+        )
+        .order_by(Memory.id)
+        .with_for_update()
+    ).all()
+    return sorted(locked, key=lambda e: e.seq)
 
 
 class _LLMFact(BaseModel):
@@ -138,23 +184,7 @@ def _consolidate_session(
     session_id: str | None,
     counts: dict[str, int],
 ) -> list[uuid.UUID]:
-    # Locked in id order, as the use-count flush and the forget pass lock, and waited for: a search's
-    # use count holds a row for milliseconds, and skipping locked rows left such episodes out of the
-    # session's consolidation until a later sweep. A concurrent job on the same session waits, then
-    # finds its episodes marked (the lock re-reads the row) and does nothing.
-    locked = session.scalars(
-        select(Memory)
-        .where(
-            *scope_conditions(tenant_id, {**scope, "session_id": session_id}),
-            Memory.session_id.is_not_distinct_from(session_id),
-            Memory.type == MemoryType.episodic.value,
-            Memory.status == "active",
-            Memory.consolidated_at.is_(None),
-        )
-        .order_by(Memory.id)
-        .with_for_update()
-    ).all()
-    episodes = sorted(locked, key=lambda e: e.seq)
+    episodes = _lock_episodes(session, tenant_id, scope, session_id, Memory.consolidated_at.is_(None))
     if not episodes:
         return []
     threshold = runtime.settings.near_duplicate_threshold
@@ -193,16 +223,7 @@ def _consolidate_session(
             created += fact_ids
             counts["facts"] += len(fact_ids)
 
-    if key_texts:
-        vectors = runtime.embedder.embed([t for _, _, t in key_texts])
-        session.execute(
-            insert(MemoryKey),
-            [
-                {"id": uuid.uuid4(), "tenant_id": tenant_id, "memory_id": mid, "kind": kind, "text": t, "embedding": v}
-                for (mid, kind, t), v in zip(key_texts, vectors, strict=True)
-            ],
-        )
-        counts["keys"] += len(key_texts)
+    counts["keys"] += _write_keys(runtime, session, tenant_id, key_texts)
 
     summary_id = _summarise(runtime, session, tenant_id, session_id, episodes)
     if summary_id is not None:
@@ -211,9 +232,52 @@ def _consolidate_session(
         counts["summaries"] += 1
     counts["links"] += add_links(session, tenant_id, fact_links)
     now = datetime.now(UTC)
-    session.execute(update(Memory).where(Memory.id.in_([e.id for e in episodes])).values(consolidated_at=now))
+    session.execute(
+        update(Memory)
+        .where(Memory.id.in_([e.id for e in episodes]))
+        .values(consolidated_at=now, keyed_at=now if with_keys else None)
+    )
     counts["episodes"] += len(episodes)
     return created
+
+
+def _key_session(
+    runtime: Runtime,
+    llm: LLMClient | None,
+    session: Session,
+    tenant_id: uuid.UUID,
+    scope: dict[str, Any],
+    session_id: str | None,
+    counts: dict[str, int],
+) -> None:
+    """Keys for a session's episodes consolidated while keys were off (an LLM configured since, or
+    keys turned on). Only keys: the facts found now are not stored as memories again, since the
+    episodes' first consolidation stored its own."""
+    episodes = _lock_episodes(session, tenant_id, scope, session_id, *_unkeyed())
+    if not episodes:
+        return
+    key_texts = [key for e, facts in zip(episodes, _facts(llm, episodes), strict=True) for key in _keys(e, facts)]
+    counts["keys"] += _write_keys(runtime, session, tenant_id, key_texts)
+    now = datetime.now(UTC)
+    session.execute(update(Memory).where(Memory.id.in_([e.id for e in episodes])).values(keyed_at=now))
+    counts["episodes_keyed"] += len(episodes)
+
+
+def _write_keys(
+    runtime: Runtime, session: Session, tenant_id: uuid.UUID, key_texts: list[tuple[uuid.UUID, str, str]]
+) -> int:
+    """Embed and insert (memory id, kind, text) keys; returns how many."""
+    if not key_texts:
+        return 0
+    vectors = runtime.embedder.embed([t for _, _, t in key_texts])
+    session.execute(
+        insert(MemoryKey),
+        [
+            {"id": uuid.uuid4(), "tenant_id": tenant_id, "memory_id": mid, "kind": kind, "text": t, "embedding": v}
+            for (mid, kind, t), v in zip(key_texts, vectors, strict=True)
+        ],
+    )
+    return len(key_texts)
 
 
 def _session_sentences(runtime: Runtime, episodes: list[Memory]) -> tuple[list[str], np.ndarray]:
