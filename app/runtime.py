@@ -29,6 +29,7 @@ from app.settings import Settings
 from app.vector_changes import deliver_inserts, is_text_write, notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
 from retrieval.lexical_index import LexicalIndexes
+from retrieval.scope_cache import InsertedRow
 from retrieval.term_expansion import ExpansionParams, WordVectors
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,14 @@ def _freeze_start_up_heap() -> None:
     gc.freeze()
 
 
+def _hand_over_inserts(runtime: Runtime, rows: list[InsertedRow]) -> None:
+    """Committed inserts to the in-process indexes, whichever the runtime holds when they arrive (the
+    search benchmark swaps dense indexes in and out)."""
+    for index in (runtime.lexical_index, runtime.dense_index):
+        if index is not None:
+            index.appended(rows)
+
+
 def _start_performance_parts(runtime: Runtime) -> None:
     """The in-process indexes (BM25 unless Postgres full text is chosen; FAISS when chosen) and the
     in-process embedding worker (when enabled)."""
@@ -194,7 +203,6 @@ def _start_performance_parts(runtime: Runtime) -> None:
         notify_vector_changes(
             runtime.engine, runtime.lexical_index.changed, receives_inserts=True, changes=is_text_write
         )
-        deliver_inserts(runtime.sessions, runtime.lexical_index.appended)
     if s.dense_backend == "faiss":
         runtime.dense_index = FaissIndexes(
             s.faiss_hnsw_threshold,
@@ -204,6 +212,7 @@ def _start_performance_parts(runtime: Runtime) -> None:
             open_session,
             s.index_background_rows,
         )
-        notify_vector_changes(runtime.engine, runtime.dense_index.changed)
+        notify_vector_changes(runtime.engine, runtime.dense_index.changed, receives_inserts=True)
+    deliver_inserts(runtime.sessions, partial(_hand_over_inserts, runtime))
     if s.embedding_worker:
         runtime.embedding_worker = start_embedding_worker(runtime)

@@ -124,7 +124,7 @@ def dense_mode(runtime: Runtime, mode: str, ef_search: int) -> Iterator[None]:
         partial(confined_session, runtime.sessions),
         s.index_background_rows,
     )
-    stop = notify_vector_changes(runtime.engine, runtime.dense_index.changed)
+    stop = notify_vector_changes(runtime.engine, runtime.dense_index.changed, receives_inserts=True)
     try:
         yield
     finally:

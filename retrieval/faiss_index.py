@@ -6,13 +6,17 @@ lags the database can cost recall but never correctness: a deleted, expired, sup
 filtered-out memory cannot come back, and scores and order are always the database's.
 
 Coherence and the per-scope LRU: retrieval/scope_cache.py (the stamp: count of embedded rows,
-max(seq), max(updated_at)). A change that only adds rows (in seq order or not: a row committed or
-embedded late) adds their vectors to a copy of the index; any other change rebuilds it.
+max(seq), max(updated_at)). Rows this process inserts are handed over once committed (`appended`,
+app/vector_changes.py); rows only added elsewhere (in seq order or not: a row committed or embedded
+late) are read after the stamp. Either way they join a tail searched exactly beside the index, and
+a long tail is folded into a copy of it (a copy, because queries may be searching the index
+meanwhile; copying a 10k flat index after every write, as the stamp path did, cost a FAISS service
+~17 % of its throughput under `loci bench load`). Any other change rebuilds the index.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import faiss
@@ -24,6 +28,7 @@ from retrieval.candidates import PROPOSED_ROWS, dense_candidates
 from retrieval.filters import memory_filter
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import (
+    InsertedRow,
     OpenSession,
     ScopeCache,
     ScopeKey,
@@ -37,28 +42,45 @@ from retrieval.vector_param import unpack_vectors
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
+# Rows added since an index was built are searched exactly, beside it, up to this many; then they are
+# folded into a copy of the index (~15 MB copied for a 10k flat index).
+TAIL_ROWS = 1024
 # A filter that keeps fewer than this share of the FAISS order goes to pgvector instead of widening forever.
 MAX_FETCH_SHARE = 0.25
 
 
 @dataclass(frozen=True)
 class _Built:
-    """An index and the memory ids of its rows, replaced together so a reader never mixes two builds."""
+    """An index, its tail and the memory ids of their rows, replaced together so a reader never mixes
+    two builds."""
 
-    index: faiss.Index | None  # None for a scope with no embedded memories
-    ids: list[Any]
+    index: faiss.Index | None  # None while the scope's vectors all fit in the tail
+    ids: list[Any]  # the index's rows, then the tail's
     max_seq: int = 0  # of the rows built from: later rows are appends
     max_updated: datetime | None = None
+    tail: np.ndarray | None = None  # vectors added since the index was built, searched exactly
+
+    @cached_property
+    def known(self) -> frozenset[Any]:
+        return frozenset(self.ids)
 
     def search(self, qvec: np.ndarray, fetch: int, ef_search: int) -> list[Any]:
-        if self.index is None:
-            return []
-        if isinstance(self.index, faiss.IndexHNSWFlat):
-            params = faiss.SearchParametersHNSW(efSearch=max(ef_search, fetch))
-            _, positions = self.index.search(qvec, fetch, params=params)
-        else:
-            _, positions = self.index.search(qvec, fetch)
-        return [self.ids[p] for p in positions[0] if p >= 0]
+        """The ids of the `fetch` rows of the index and the tail nearest `qvec`, best first."""
+        found: list[tuple[float, Any]] = []
+        if self.index is not None:
+            if isinstance(self.index, faiss.IndexHNSWFlat):
+                params = faiss.SearchParametersHNSW(efSearch=max(ef_search, fetch))
+                scores, positions = self.index.search(qvec, fetch, params=params)
+            else:
+                scores, positions = self.index.search(qvec, fetch)
+            found += [(float(s), self.ids[p]) for s, p in zip(scores[0], positions[0], strict=True) if p >= 0]
+        if self.tail is not None:
+            offset = len(self.ids) - len(self.tail)
+            similarities = self.tail @ qvec[0]
+            best = np.argsort(-similarities)[:fetch]
+            found += [(float(similarities[i]), self.ids[offset + i]) for i in best]
+            found.sort(key=lambda pair: -pair[0])
+        return [memory_id for _, memory_id in found[:fetch]]
 
 
 @dataclass(frozen=True)
@@ -96,11 +118,10 @@ def _new_vectors(session: Session, key: ScopeKey, previous: _Built, count: int) 
     new = _load_vectors(session, key, after=previous)
     if len(previous.ids) + len(new.ids) == count and all(seq > previous.max_seq for seq in new.seqs):
         return new
-    known = set(previous.ids)
-    if any(memory_id in known for memory_id in new.ids):
+    if any(memory_id in previous.known for memory_id in new.ids):
         return None
     where, params = scope_sql(key, embedded_only=True)
-    lacking = lacking_ids(session, where, params, known, len(previous.ids))
+    lacking = lacking_ids(session, where, params, previous.known, len(previous.ids))
     if lacking is None:
         return None
     new = _load_vectors(session, key, ids=lacking)
@@ -179,33 +200,60 @@ class FaissIndexes:
                 return dense_candidates(session, query, limit)
             fetch = min(size, fetch * 4)
 
-    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built:
-        """Add the rows written since `previous` to a copy of it when that is all that changed (the
-        common write-then-search step: reloading a 10k scope took ~110 ms); else build anew. A copy,
-        because queries may be searching `previous` meanwhile."""
-        if previous is not None and previous.index is not None:
-            new = _new_vectors(session, key, previous, stamp[0])
-            same_kind = new is not None and (
-                isinstance(previous.index, faiss.IndexHNSWFlat)
-                or len(previous.ids) + len(new.ids) < self._hnsw_threshold
-            )
-            if new is not None and new.ids and same_kind:
-                index = faiss.clone_index(previous.index)
-                index.add(new.vectors)
-                edited = [t for t in (previous.max_updated, new.max_updated) if t is not None]
-                max_seq = max(previous.max_seq, *new.seqs)
-                return _Built(index, previous.ids + new.ids, max_seq, max(edited, default=None))
-        rows = _load_vectors(session, key)
-        return self._build(rows)
+    def appended(self, rows: list[InsertedRow]) -> None:
+        """Memories this process has just committed, added to the built indexes of their scopes, so
+        that the writer's next search needs no stamp of the scope (app.vector_changes: such inserts
+        are not reported to `changed`). A row stored without its vector waits for the embedding
+        worker's, which is reported."""
+        embedded = [row for row in rows if row.embedding is not None]
+        if embedded:
+            self._cache.hand_over(embedded, self._append)
 
-    def _build(self, rows: _Rows) -> _Built:
+    def _append(self, rows: list[InsertedRow], built: _Built) -> tuple[_Built, int]:
+        fresh = [row for row in rows if row.id not in built.known]  # a refresh may have read them
+        if not fresh:
+            return built, 0
+        vectors = np.asarray(np.stack([np.asarray(row.embedding, dtype=np.float32) for row in fresh]))
+        new = _Rows(
+            [row.id for row in fresh], [row.seq for row in fresh], vectors, max(row.updated_at for row in fresh)
+        )
+        return self._extended(built, new), len(fresh)
+
+    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built:
+        """Add the rows written since `previous` to it when that is all that changed (the common
+        write-then-search step: reloading a 10k scope took ~110 ms); else build anew."""
+        if previous is not None:
+            new = _new_vectors(session, key, previous, stamp[0])
+            if new is not None:
+                return self._extended(previous, new) if new.ids else previous
+        rows = _load_vectors(session, key)
         if not rows.ids:
             return _Built(None, [])
-        dim = rows.vectors.shape[1]
-        if len(rows.vectors) >= self._hnsw_threshold:
+        return self._build(rows.ids, rows.vectors, max(rows.seqs), rows.max_updated)
+
+    def _extended(self, built: _Built, new: _Rows) -> _Built:
+        """`built` with `new` rows in its tail, the tail folded into a copy of the index once longer
+        than TAIL_ROWS (or the whole built anew, when that takes a flat index past the HNSW threshold)."""
+        tail = new.vectors if built.tail is None else np.vstack([built.tail, new.vectors])
+        ids = built.ids + new.ids
+        max_seq = max(built.max_seq, *new.seqs)
+        max_updated = max((t for t in (built.max_updated, new.max_updated) if t is not None), default=None)
+        if len(tail) <= TAIL_ROWS:
+            return _Built(built.index, ids, max_seq, max_updated, tail)
+        index = built.index
+        if index is not None and (isinstance(index, faiss.IndexHNSWFlat) or len(ids) < self._hnsw_threshold):
+            index = faiss.clone_index(index)
+            index.add(tail)
+            return _Built(index, ids, max_seq, max_updated)
+        vectors = tail if index is None else np.vstack([index.reconstruct_n(0, index.ntotal), tail])
+        return self._build(ids, vectors, max_seq, max_updated)
+
+    def _build(self, ids: list[Any], vectors: np.ndarray, max_seq: int, max_updated: datetime | None) -> _Built:
+        dim = vectors.shape[1]
+        if len(vectors) >= self._hnsw_threshold:
             index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         else:
             index = faiss.IndexFlatIP(dim)  # exact: vectors are L2-normalised, so inner product is cosine
-        index.add(rows.vectors)
-        return _Built(index, rows.ids, max(rows.seqs), rows.max_updated)
+        index.add(vectors)
+        return _Built(index, ids, max_seq, max_updated)

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from sqlalchemy import text
@@ -43,6 +43,7 @@ from memory_types.content import indexed_text
 from retrieval.periods import asks_when, event_month, event_seconds, named_period, tells_when
 from retrieval.query import SearchQuery
 from retrieval.scope_cache import (
+    InsertedRow,
     OpenSession,
     ScopeCache,
     ScopeKey,
@@ -641,22 +642,6 @@ _COLUMNS = (
 )
 
 
-class InsertedRow(NamedTuple):
-    """A memory this process has just committed: the columns the index reads (_COLUMNS) and its scope."""
-
-    tenant_id: Any
-    user_id: str | None
-    id: Any
-    seq: int
-    type: str
-    agent_id: str | None
-    session_id: str | None
-    event_at: datetime | None
-    updated_at: datetime
-    content: str
-    attributes: dict[str, Any] | None
-
-
 class LexicalIndexes:
     """The per-scope BM25 indexes of one process; scopes over `max_docs` memories are not indexed.
     With `vocabulary` (and an expansion weight above 0), the words of every memory read are learned
@@ -730,21 +715,12 @@ class LexicalIndexes:
         """Memories this process has just committed, added to the built indexes of their scopes (the
         user's and the tenant-wide one), so that the writer's next search finds them without stamping
         the scope first (app.vector_changes: such inserts are not reported to `changed`)."""
-        by_scope: dict[ScopeKey, list[InsertedRow]] = {}
-        for row in rows:
-            for key in {(row.tenant_id, row.user_id), (row.tenant_id, None)}:
-                by_scope.setdefault(key, []).append(row)
-        try:
-            for key, scope_rows in by_scope.items():
-                self._cache.update(key, partial(self._append, scope_rows))
-        except Exception as exc:  # the rows are committed: the scopes re-read them instead
-            log.warning("appending committed memories to the index failed: %s", type(exc).__name__)
-            self.changed()
+        self._cache.hand_over(rows, self._append)
 
-    def _append(self, rows: list[InsertedRow], lexicon: ScopeLexicon) -> int:
+    def _append(self, rows: list[InsertedRow], lexicon: ScopeLexicon) -> tuple[ScopeLexicon, int]:
         fresh = lexicon.append_committed(rows)
         self._learn(fresh)
-        return len(fresh)
+        return lexicon, len(fresh)
 
     def _refresh(
         self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp

@@ -23,13 +23,39 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 ScopeKey = tuple[Any, str | None]
 """(tenant_id, user_id): the unit a search almost always names."""
+
+
+class InsertedRow(NamedTuple):
+    """A memory this process has just committed, as the indexes handed it read it: the BM25 index's
+    columns (lexical_index._COLUMNS), its scope, and its vector (None until the embedding worker
+    embeds it, which the dense index then learns of as any other vector change)."""
+
+    tenant_id: Any
+    user_id: str | None
+    id: Any
+    seq: int
+    type: str
+    agent_id: str | None
+    session_id: str | None
+    event_at: datetime | None
+    updated_at: datetime
+    content: str
+    attributes: dict[str, Any] | None
+    embedding: Any
+
+
+def scope_keys(row: InsertedRow) -> set[ScopeKey]:
+    """The scopes a memory belongs to: its user's and its tenant's as a whole."""
+    return {(row.tenant_id, row.user_id), (row.tenant_id, None)}
+
 
 Built = TypeVar("Built")
 Stamp = tuple[Any, ...]
@@ -200,11 +226,27 @@ class ScopeCache(Generic[Built]):
             entry.generation = generation
             return entry.built
 
-    def update(self, key: ScopeKey, apply: Callable[[Built], int]) -> None:
-        """Apply a change this process committed to the scope's index, which `apply` makes in place and
-        returns the rows it added, instead of having the next query stamp the scope. A scope without
-        an index here needs nothing; a large one, refreshed only in the background, is marked changed
-        (its refreshes take writes in batches)."""
+    def hand_over(
+        self, rows: list[InsertedRow], apply: Callable[[list[InsertedRow], Built], tuple[Built, int]]
+    ) -> None:
+        """Give the scopes of committed `rows` (each row's user's and tenant's) to `apply`, scope by
+        scope (`update`); if that fails, the scopes re-read the database instead."""
+        by_scope: dict[ScopeKey, list[InsertedRow]] = {}
+        for row in rows:
+            for key in scope_keys(row):
+                by_scope.setdefault(key, []).append(row)
+        try:
+            for key, scope_rows in by_scope.items():
+                self.update(key, partial(apply, scope_rows))
+        except Exception as exc:  # the rows are committed: the scopes re-read them instead
+            log.warning("appending committed memories to the index failed: %s", type(exc).__name__)
+            self.changed()
+
+    def update(self, key: ScopeKey, apply: Callable[[Built], tuple[Built, int]]) -> None:
+        """Apply a change this process committed to the scope's index: `apply` returns the index with
+        it (the same object changed in place, or a new one) and the rows it added, instead of having
+        the next query stamp the scope. A scope without an index here needs nothing; a large one,
+        refreshed only in the background, is marked changed (its refreshes take writes in batches)."""
         with self._lock:
             entry = self._entries.get(key)
         if entry is None:
@@ -214,7 +256,8 @@ class ScopeCache(Generic[Built]):
             return
         with entry.lock:
             if entry.built is not None:
-                entry.rows = (entry.rows or 0) + apply(entry.built)
+                entry.built, added = apply(entry.built)
+                entry.rows = (entry.rows or 0) + added
 
     @property
     def busy(self) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from functools import partial
 
+import faiss
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +20,7 @@ from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
 from app.vector_changes import is_vector_write, notify_vector_changes
 from benchmarks.corpus import conversation_texts, queries
-from retrieval import SearchQuery
+from retrieval import SearchQuery, faiss_index
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
 from retrieval.scope_cache import scope_stamp
@@ -27,9 +28,10 @@ from tests.conftest import branches_run, threads_running
 
 
 def _indexes(runtime: Runtime, hnsw_threshold: int) -> Iterator[FaissIndexes]:
-    """FAISS as the session runtime's dense generator for one test, then pgvector again."""
+    """FAISS as the session runtime's dense generator for one test, then pgvector again; handed the
+    runtime's committed inserts, as the service's is."""
     indexes = FaissIndexes(hnsw_threshold, ef_search=64, max_scopes=8, recheck_seconds=600)
-    stop = notify_vector_changes(runtime.engine, indexes.changed)
+    stop = notify_vector_changes(runtime.engine, indexes.changed, receives_inserts=True)
     runtime.dense_index = indexes
     try:
         yield indexes
@@ -142,14 +144,7 @@ def test_new_memory_is_found_by_faiss_right_after_its_write(client: TestClient, 
     assert hits["results"][0]["scores"]["dense"] is not None
 
 
-def test_writes_are_added_to_the_index_without_reloading_the_scope(
-    runtime: Runtime, client: TestClient, flat: FaissIndexes
-) -> None:
-    """A write followed by a search adds the new vectors to a copy of the index (reading only the
-    rows after the last one it holds); the result is still the exact top 10."""
-    _load(client, 100)
-    tenant_id = _tenant(runtime, client)
-    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+def _record_vector_reads(runtime: Runtime) -> Iterator[list[str]]:
     loads: list[str] = []
 
     def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
@@ -158,14 +153,54 @@ def test_writes_are_added_to_the_index_without_reloading_the_scope(
 
     event.listen(runtime.engine, "before_cursor_execute", record)
     try:
+        yield loads
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+
+
+def test_writes_are_handed_to_the_index_without_reading_the_scope(
+    runtime: Runtime, client: TestClient, flat: FaissIndexes
+) -> None:
+    """A write's vectors reach the index once committed (app.vector_changes): the search after it
+    stamps nothing and reads no vector, and its result is still the exact top 10."""
+    _load(client, 100)
+    tenant_id = _tenant(runtime, client)
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+    refreshes = flat.rebuilds
+    with closing(_record_vector_reads(runtime)) as reads:
+        loads = next(reads)
         for text_ in conversation_texts(3, seed=41):
             assert client.post("/v1/memories", json={"content": text_, "user_id": "u"}).status_code == 201
             question = text_.split(".")[0]
             expected = _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
             assert _faiss_ids(runtime, flat, tenant_id, question, 10) == expected
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", record)
-    assert len(loads) == 3 and all("seq >" in statement for statement in loads)
+    assert loads == [] and flat.rebuilds == refreshes
+
+
+@pytest.mark.parametrize("hnsw_threshold", [10**9, 103])
+def test_a_long_tail_of_writes_is_folded_into_the_index(
+    runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch, hnsw_threshold: int
+) -> None:
+    """Written vectors are searched exactly beside the index until the tail is long, then folded into
+    a copy of it: into a flat one, or into an HNSW graph built anew once the scope reaches the
+    threshold. Every search in between returns the exact top 10."""
+    monkeypatch.setattr(faiss_index, "TAIL_ROWS", 2)
+    with closing(_indexes(runtime, hnsw_threshold)) as made:
+        indexes = next(made)
+        _load(client, 100)
+        tenant_id = _tenant(runtime, client)
+        _faiss_ids(runtime, indexes, tenant_id, "warm the index", 10)
+        for text_ in conversation_texts(5, seed=43):
+            assert client.post("/v1/memories", json={"content": text_, "user_id": "u"}).status_code == 201
+            question = text_.split(".")[0]
+            assert _faiss_ids(runtime, indexes, tenant_id, question, 10) == _brute_force(
+                runtime, tenant_id, runtime.queries.embed(question), 10
+            )
+        built = indexes._cache._entries[(tenant_id, "u")].built
+        assert built is not None and built.index is not None and len(built.ids) == 105
+        assert built.index.ntotal + (0 if built.tail is None else len(built.tail)) == 105
+        assert built.index.ntotal == 103  # folded at the third write; the fourth and fifth in the tail
+        assert isinstance(built.index, faiss.IndexHNSWFlat) == (hnsw_threshold == 103)
 
 
 def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
@@ -186,12 +221,6 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
         == 201
     )
     _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
-    loads: list[str] = []
-
-    def record(conn, cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
-        if "vector_send(embedding)" in statement:
-            loads.append(statement)
-
     with confined_session(runtime.sessions, tenant_id) as session:
         vector = runtime.embedder.embed([item.content])[0]
         session.execute(
@@ -200,12 +229,10 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
         )
         session.commit()
     flat.changed()
-    event.listen(runtime.engine, "before_cursor_execute", record)
-    try:
-        question = "where is Zara's passport"
+    question = "where is Zara's passport"
+    with closing(_record_vector_reads(runtime)) as reads:
+        loads = next(reads)
         found = _faiss_ids(runtime, flat, tenant_id, question, 10)
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", record)
     assert found[0] == str(pending_id)
     assert found == _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
     assert [("seq >" in s, "= ANY(" in s) for s in loads] == [(True, False), (False, True)]

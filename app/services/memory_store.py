@@ -19,7 +19,7 @@ from app.vector_changes import REPORTED, delivers_inserts, report_inserted
 from memory_types import MemoryType, content_hash, validate_attributes
 from memory_types.content import indexed_text
 from memory_types.poisoning import default_trust, poisoning_flags
-from retrieval.lexical_index import InsertedRow
+from retrieval.scope_cache import InsertedRow
 
 SNAPSHOT_FIELDS = (
     "type", "content", "user_id", "agent_id", "session_id", "attributes", "metadata_", "importance",
@@ -102,8 +102,8 @@ def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str])
 
 
 def _insert(session: Session, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows; in a session that delivers its inserts, their rows go to the in-process BM25
-    index on commit (app.vector_changes) rather than having its next search re-read the scope."""
+    """Insert the rows; in a session that delivers its inserts, their rows go to the in-process
+    indexes on commit (app.vector_changes) rather than having their next search re-read the scope."""
     if not delivers_inserts(session):
         session.execute(insert(Memory), rows)
         return
