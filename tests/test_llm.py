@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from app.db.models import Memory
+from app.db.models import Memory, MemoryKey
 from app.jobs.consolidate import consolidate
 from app.llm import LLMClient, LLMConfig, LLMError, repair_json
 from app.local_server import serve_in_thread
@@ -103,3 +103,29 @@ def test_consolidation_uses_the_llm_when_configured(scripted_llm, client: TestCl
     assert counts["facts"] == 1
     semantic = client.get("/v1/memories", params={"user_id": "ann", "type": "semantic"}).json()["memories"]
     assert "Ann works as head baker at the bakery on Rua Augusta" in [m["content"] for m in semantic]
+
+
+def test_an_llm_configured_later_writes_keys_for_episodes_consolidated_without_one(  # type: ignore[no-untyped-def]
+    scripted_llm, client: TestClient, runtime: Runtime
+) -> None:
+    """The case keys wait for (LOCI_USE_MEMORY_KEYS unset): a scope consolidated without an LLM has no
+    keys; once an LLM is configured, its next consolidation asks the LLM about those episodes and
+    stores its facts as their keys, not as new memories."""
+    url, replies, requests = scripted_llm
+    messages = [{"role": "user", "name": "Bo", "content": "My sister Lina just opened a ceramics studio in Porto."}]
+    client.post("/v1/messages", json={"user_id": "bo", "session_id": "s1", "messages": messages})
+    with runtime.sessions() as session:
+        tenant_id = session.scalar(select(Memory.tenant_id).where(Memory.user_id == "bo"))
+    defaults = runtime.settings.model_copy(update={"use_memory_keys": None})
+    assert consolidate(dataclasses.replace(runtime, settings=defaults), tenant_id, {"user_id": "bo"})["episodes"] == 1
+    semantic = len(client.get("/v1/memories", params={"user_id": "bo", "type": "semantic"}).json()["memories"])
+
+    facts = {"facts": [{"subject": "Lina", "predicate": "owns", "object": "a ceramics studio in Porto", "turn": 0}]}
+    replies.append(json.dumps(facts))
+    with_llm = defaults.model_copy(update={"llm_base_url": url, "llm_model": "test-model"})
+    counts = consolidate(dataclasses.replace(runtime, settings=with_llm), tenant_id, {"user_id": "bo"})
+    assert counts["episodes_keyed"] == 1 and len(requests) == 1, counts
+    with runtime.sessions() as session:
+        keys = session.scalars(select(MemoryKey.text).where(MemoryKey.tenant_id == tenant_id, MemoryKey.kind == "fact"))
+        assert list(keys) == ["Lina owns a ceramics studio in Porto"]
+    assert len(client.get("/v1/memories", params={"user_id": "bo", "type": "semantic"}).json()["memories"]) == semantic
