@@ -51,23 +51,25 @@ def _pick_device(requested: str | None) -> str:
 def _onnx_encoder(
     backend: str,
     model: "SentenceTransformer",
-    model_name: str,
     device: str,
     reference: Callable[[list[str]], np.ndarray],
     threads: int,
 ) -> "OnnxEncoder | None":
-    """The model exported to ONNX if asked for and usable (bundled model, CPU, vectors matching), else None."""
+    """The model exported to ONNX if asked for and usable (CPU, a mean-pooled transformer, vectors
+    matching), else None."""
     if backend == "torch":
         return None
-    if model_name != BUNDLED_MODEL_NAME or not device.startswith("cpu"):
-        log.info("the ONNX backend exists only for the bundled model on CPU; using torch")
-        return None
-    from app.onnx_encoder import OnnxEncoder, agreement, export_onnx
+    from app.onnx_encoder import OnnxEncoder, agreement, export_onnx, mean_pooled, model_inputs
 
+    if not device.startswith("cpu") or not mean_pooled(model):
+        log.info("the ONNX backend takes a mean-pooled transformer on CPU; using torch")
+        return None
+    tokenizer = model.tokenizer
     try:
-        graph = export_onnx(model[0].auto_model)
-        encoder = OnnxEncoder(graph, model.tokenizer.backend_tokenizer.to_str(), model.max_seq_length, threads)
-    except (ImportError, OSError, RuntimeError) as exc:
+        graph = export_onnx(model[0].auto_model, model_inputs(model))
+        padding = (tokenizer.pad_token_id, tokenizer.pad_token)
+        encoder = OnnxEncoder(graph, tokenizer.backend_tokenizer.to_str(), model.max_seq_length, threads, padding)
+    except (ImportError, OSError, RuntimeError, AttributeError, TypeError) as exc:
         log.warning("ONNX backend unavailable (%s); using torch", exc)
         return None
     score = agreement(reference, encoder.encode)
@@ -120,7 +122,7 @@ class Embedder:
         self.dim: int = int(torch_model.get_embedding_dimension())
         self._batch_size = batch_size
         torch_encode = partial(_torch_vectors, torch_model, batch_size)
-        onnx = _onnx_encoder(backend, torch_model, self.model_name, self.device, torch_encode, threads)
+        onnx = _onnx_encoder(backend, torch_model, self.device, torch_encode, threads)
         self.backend = "torch" if onnx is None else backend
         # Only the encoder in use is kept: with ONNX in charge the torch weights would hold ~90 MB
         # of resident memory for nothing. The model's modules sit in reference cycles, so they are

