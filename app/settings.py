@@ -51,9 +51,9 @@ class Settings(BaseSettings):
     )
     embedding_backend: Literal["torch", "onnx"] = Field(
         default="onnx",
-        description="onnx: the bundled model's weights exported to ONNX at start-up and run with onnxruntime "
-        "(CPU only; ~1.8x faster than torch, used only if it matches torch within cosine 0.999 on the start-up "
-        "probe texts); torch: sentence-transformers itself.",
+        description="onnx: the model's weights (a mean-pooled transformer, as the bundled model is) exported to "
+        "ONNX at start-up and run with onnxruntime (CPU only; ~1.8x faster than torch, used only if it matches "
+        "torch within cosine 0.999 on the start-up probe texts); torch: sentence-transformers itself.",
     )
     embedding_threads: int = Field(
         default=0,
