@@ -223,7 +223,7 @@ def _consolidate_session(
             created += fact_ids
             counts["facts"] += len(fact_ids)
 
-    counts["keys"] += _write_keys(runtime, session, tenant_id, key_texts)
+    _write_keys(runtime, session, tenant_id, key_texts, counts)
 
     summary_id = _summarise(runtime, session, tenant_id, session_id, episodes)
     if summary_id is not None:
@@ -257,18 +257,23 @@ def _key_session(
     if not episodes:
         return
     key_texts = [key for e, facts in zip(episodes, _facts(llm, episodes), strict=True) for key in _keys(e, facts)]
-    counts["keys"] += _write_keys(runtime, session, tenant_id, key_texts)
+    _write_keys(runtime, session, tenant_id, key_texts, counts)
     now = datetime.now(UTC)
     session.execute(update(Memory).where(Memory.id.in_([e.id for e in episodes])).values(keyed_at=now))
     counts["episodes_keyed"] += len(episodes)
 
 
 def _write_keys(
-    runtime: Runtime, session: Session, tenant_id: uuid.UUID, key_texts: list[tuple[uuid.UUID, str, str]]
-) -> int:
-    """Embed and insert (memory id, kind, text) keys; returns how many."""
+    runtime: Runtime,
+    session: Session,
+    tenant_id: uuid.UUID,
+    key_texts: list[tuple[uuid.UUID, str, str]],
+    counts: dict[str, int],
+) -> None:
+    """Embed and insert (memory id, kind, text) keys, counted as `keys` (absent from a job's counts
+    when none are written)."""
     if not key_texts:
-        return 0
+        return
     vectors = runtime.embedder.embed([t for _, _, t in key_texts])
     session.execute(
         insert(MemoryKey),
@@ -277,7 +282,7 @@ def _write_keys(
             for (mid, kind, t), v in zip(key_texts, vectors, strict=True)
         ],
     )
-    return len(key_texts)
+    counts["keys"] += len(key_texts)
 
 
 def _session_sentences(runtime: Runtime, episodes: list[Memory]) -> tuple[list[str], np.ndarray]:
