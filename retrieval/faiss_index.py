@@ -211,7 +211,9 @@ class FaissIndexes:
             self._cache.hand_over(embedded, self._append)
 
     def _append(self, rows: list[InsertedRow], built: _Built) -> tuple[_Built, int]:
-        fresh = [row for row in rows if row.id not in built.known]  # a refresh may have read them
+        # A refresh may have read them already. Every row held has a seq up to max_seq, so only a row
+        # committed out of seq order needs the set of ids held (built once per build: O(scope)).
+        fresh = [row for row in rows if row.seq > built.max_seq or row.id not in built.known]
         if not fresh:
             return built, 0
         vectors = np.asarray(np.stack([np.asarray(row.embedding, dtype=np.float32) for row in fresh]))

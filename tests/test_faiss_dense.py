@@ -11,9 +11,10 @@ import faiss
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from app.api.schemas import MemoryCreate
+from app.db.models import Memory
 from app.db.tenancy import confined_session
 from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
@@ -23,7 +24,7 @@ from benchmarks.corpus import conversation_texts, queries
 from retrieval import SearchQuery, faiss_index
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
-from retrieval.scope_cache import scope_stamp
+from retrieval.scope_cache import InsertedRow, scope_stamp
 from tests.conftest import branches_run, threads_running
 
 
@@ -175,6 +176,19 @@ def test_writes_are_handed_to_the_index_without_reading_the_scope(
             expected = _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
             assert _faiss_ids(runtime, flat, tenant_id, question, 10) == expected
     assert loads == [] and flat.rebuilds == refreshes
+
+    # The same rows handed over again (as when a refresh read them first) are not added twice.
+    with runtime.sessions() as session:
+        latest = session.scalars(
+            select(Memory)
+            .where(Memory.tenant_id == tenant_id, Memory.user_id == "u")
+            .order_by(Memory.seq.desc())
+            .limit(3)
+        )
+        again = [InsertedRow(**{name: getattr(memory, name) for name in InsertedRow._fields}) for memory in latest]
+    held = len(flat._cache._entries[(tenant_id, "u")].built.ids)
+    flat.appended(again)
+    assert len(flat._cache._entries[(tenant_id, "u")].built.ids) == held == 103
 
 
 @pytest.mark.parametrize("hnsw_threshold", [10**9, 103])
