@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Weight of BM25 over the memory with its neighbouring turns (bm25 backend)."
     )
     speaker_weight: float = Field(
-        default=0.5, ge=0, description="Weight of the question naming the memory's speaker (bm25 backend)."
+        default=1.0, ge=0, description="Weight of the question naming the memory's speaker (bm25 backend)."
     )
     time_weight: float = Field(
         default=1.0,
