@@ -26,7 +26,6 @@ finds the common terms' scores gone. A term the previous snapshot kept is carrie
 (its changed windows summed again, its BM25 recomputed) rather than scored anew.
 """
 
-import logging
 import math
 import threading
 from collections import OrderedDict
@@ -55,8 +54,6 @@ from retrieval.scope_cache import (
 )
 from retrieval.term_expansion import ExpansionParams, ScopeWords, WordVectors
 from retrieval.tokens import name_words, tokenize
-
-log = logging.getLogger(__name__)
 
 K1 = 1.2
 B = 0.75

@@ -5,7 +5,7 @@ Each entry carries the stamp of the rows it was built from (an aggregate over th
 changed stamp means refresh. The stamp is not taken on every query, only when this process has
 written memories since the scope was last checked (`changed()`, wired to the engine by the app):
 then the query waits for it, so a process reads its own writes. An index that is handed the rows
-this process inserts (`update`) needs no stamp for them. Writers in other processes are
+this process inserts (`hand_over`) needs no stamp for them. Writers in other processes are
 caught by a recheck every `recheck_seconds`, which the app runs off the request path (given
 `open_session`): the query that finds the scope due is served the index as it is, like the ones
 before it. The stamp still counts the scope's rows (~85 ms for a tenant of a million, from an
@@ -230,19 +230,19 @@ class ScopeCache(Generic[Built]):
         self, rows: list[InsertedRow], apply: Callable[[list[InsertedRow], Built], tuple[Built, int]]
     ) -> None:
         """Give the scopes of committed `rows` (each row's user's and tenant's) to `apply`, scope by
-        scope (`update`); if that fails, the scopes re-read the database instead."""
+        scope (`_update`); if that fails, the scopes re-read the database instead."""
         by_scope: dict[ScopeKey, list[InsertedRow]] = {}
         for row in rows:
             for key in scope_keys(row):
                 by_scope.setdefault(key, []).append(row)
         try:
             for key, scope_rows in by_scope.items():
-                self.update(key, partial(apply, scope_rows))
+                self._update(key, partial(apply, scope_rows))
         except Exception as exc:  # the rows are committed: the scopes re-read them instead
             log.warning("appending committed memories to the index failed: %s", type(exc).__name__)
             self.changed()
 
-    def update(self, key: ScopeKey, apply: Callable[[Built], tuple[Built, int]]) -> None:
+    def _update(self, key: ScopeKey, apply: Callable[[Built], tuple[Built, int]]) -> None:
         """Apply a change this process committed to the scope's index: `apply` returns the index with
         it (the same object changed in place, or a new one) and the rows it added, instead of having
         the next query stamp the scope. A scope without an index here needs nothing; a large one,
