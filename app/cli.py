@@ -331,6 +331,9 @@ def search(
     asked_at: Annotated[
         str | None, typer.Option(help='ISO 8601 moment "yesterday", "last week"... count back from; default: now.')
     ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help='The asker\'s IANA time zone ("Europe/Lisbon"): its days, its naive times.')
+    ] = None,
     event_after: Annotated[str | None, typer.Option(help="Only events at or after this time (ISO 8601).")] = None,
     event_before: Annotated[str | None, typer.Option(help="Only events before this time (ISO 8601).")] = None,
     max_words: Annotated[int | None, typer.Option(help="Only the best results that fit in this many words.")] = None,
@@ -348,6 +351,7 @@ def search(
             k=k,
             types=type,  # type: ignore[arg-type]
             asked_at=asked_at,  # type: ignore[arg-type]
+            timezone=timezone,
             event_after=event_after,  # type: ignore[arg-type]
             event_before=event_before,  # type: ignore[arg-type]
             max_words=max_words,

@@ -213,6 +213,13 @@ class MemoryTools:
         as_of: Annotated[
             datetime | None, Field(description="Recall what was true at this time (ISO 8601) instead of now.")
         ] = None,
+        timezone: Annotated[
+            str | None,
+            Field(
+                description="The user's IANA time zone ('Europe/Lisbon'): 'yesterday' or 'last week' in the query "
+                "are its days, and times without an offset are its local times. Default UTC."
+            ),
+        ] = None,
         event_after: Annotated[
             datetime | None, Field(description="Only what happened at or after this time (ISO 8601).")
         ] = None,
@@ -241,6 +248,7 @@ class MemoryTools:
                 k=k,
                 filters=metadata,
                 as_of=as_of,
+                timezone=timezone,
                 event_after=event_after,
                 event_before=event_before,
                 min_trust=min_trust,

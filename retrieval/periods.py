@@ -14,7 +14,7 @@ named day or month also holds the SLACK_DAYS after it.
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import numpy as np
 
@@ -58,13 +58,15 @@ _PAST_UNIT = re.compile(r"\bpast\s+(day|week|month|year)\b", re.IGNORECASE)  # "
 
 @dataclass(frozen=True)
 class Period:
-    """Days from `first` to `last` (inclusive) in the asker's time zone (`zone`, UTC unless the
-    question's `asked_at` carries another), or with `month` set, that month of every year (UTC)."""
+    """Days from `first` to `last` (inclusive) in the asker's time zone (`zone`, that of the
+    question's `asked_at`: an IANA zone gives each day its own offset, so a week that crosses a
+    daylight-saving change still starts at local midnight), or with `month` set, that month of
+    every year (UTC)."""
 
     first: date | None = None
     last: date | None = None
     month: int | None = None
-    zone: timezone = UTC
+    zone: tzinfo = UTC
 
     def holds(self, event_times: np.ndarray, event_months: np.ndarray) -> np.ndarray:
         """Which memories' events fall in the period, given their times (`event_seconds`) and
@@ -72,8 +74,9 @@ class Period:
         if self.month is not None:
             return event_months == self.month
         assert self.first is not None and self.last is not None
+        after = self.last + timedelta(days=1)  # its midnight, not the last's + 24 h: a day can have 23 or 25
         start = datetime(self.first.year, self.first.month, self.first.day, tzinfo=self.zone).timestamp()
-        end = datetime(self.last.year, self.last.month, self.last.day, tzinfo=self.zone).timestamp() + 86_400
+        end = datetime(after.year, after.month, after.day, tzinfo=self.zone).timestamp()
         return (event_times >= start) & (event_times < end)
 
 
@@ -89,8 +92,7 @@ def named_period(question: str, asked_at: datetime | None = None) -> Period | No
         return absolute
     local = asked_at if asked_at.tzinfo is not None else asked_at.replace(tzinfo=UTC)
     period = absolute or _relative(_PAST_UNIT.sub(r"past 1 \1", question), local.date())
-    offset = local.utcoffset() or timedelta(0)
-    return replace(period, zone=timezone(offset)) if period is not None and period.month is None else period
+    return replace(period, zone=local.tzinfo or UTC) if period is not None and period.month is None else period
 
 
 def _read(question: str) -> Period | None:

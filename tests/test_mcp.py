@@ -120,6 +120,7 @@ async def _exercise(client: Client) -> None:
         client, "recall", query="what does Ann eat?", user_id="ann", event_before="2001-01-01T00:00:00Z"
     )
     assert long_ago["results"] == [], "event_before let memories stored today through"
+    assert "time zone" in await _error(client, "recall", query="what does Ann eat?", timezone="Nowhere/Special")
 
     first = await _call(client, "list_memories", user_id="ann", limit=3)
     assert len(first["memories"]) == 3 and first["next_cursor"]

@@ -1,6 +1,7 @@
 """The periods questions name, and which event times fall in them."""
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -101,6 +102,30 @@ def test_days_are_those_of_the_askers_time_zone() -> None:
     assert period.holds(times, np.array([7, 7])).tolist() == [True, False]
     on_a_date = named_period("What happened on July 16, 2024?", datetime(2024, 7, 20, tzinfo=denver))
     assert on_a_date is not None and on_a_date.zone == denver  # named dates are the asker's days too
+
+
+def test_a_named_zone_gives_each_day_its_own_offset() -> None:
+    """Denver moved to daylight time on 8 March 2026 (UTC-7 to UTC-6). Asked on the 10th, "last
+    week" starts at midnight on 2 March, UTC-7, though the moment of asking is at UTC-6: read with
+    that offset alone, the week would take in the last half hour of 1 March. And the 8th lasted 23
+    hours: 00:30 on the 9th is not in it."""
+    denver = ZoneInfo("America/Denver")
+    asked = datetime(2026, 3, 10, 12, 0, tzinfo=denver)
+    period = named_period("What did I cook last week?", asked)
+    assert period == Period(first=date(2026, 3, 2), last=date(2026, 3, 10), zone=denver)
+    late_on_the_1st, early_on_the_2nd = datetime(2026, 3, 2, 6, 30, tzinfo=UTC), datetime(2026, 3, 2, 7, 30, tzinfo=UTC)
+    times = np.array([event_seconds(late_on_the_1st), event_seconds(early_on_the_2nd)])
+    assert period.holds(times, np.array([3, 3])).tolist() == [False, True]
+    by_offset = named_period("What did I cook last week?", asked.astimezone(timezone(timedelta(hours=-6))))
+    assert by_offset is not None and by_offset.holds(times, np.array([3, 3])).tolist() == [True, True]
+
+    eighth = Period(first=date(2026, 3, 8), last=date(2026, 3, 8), zone=denver)
+    late_on_the_8th, early_on_the_9th = (
+        datetime(2026, 3, 8, 23, 30, tzinfo=denver),
+        datetime(2026, 3, 9, 0, 30, tzinfo=denver),
+    )
+    times = np.array([event_seconds(late_on_the_8th), event_seconds(early_on_the_9th)])
+    assert eighth.holds(times, np.array([3, 3])).tolist() == [True, False]
 
 
 def test_holds_the_days_of_the_period_and_nothing_undated() -> None:

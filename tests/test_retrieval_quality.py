@@ -179,6 +179,28 @@ def test_a_relative_period_counts_back_from_when_the_question_is_asked(client: T
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error", bad.text
 
 
+def test_the_askers_time_zone_decides_which_days_a_relative_period_holds(client: TestClient, api_key: str) -> None:
+    """Asked at 11 p.m. on 17 July in Los Angeles (06:00 UTC on the 18th), "yesterday" (with today)
+    is the 16th and 17th there: the turn told at 8 p.m. on the 17th, LA time, is in it, and the one
+    told at 8 p.m. on the 15th, LA time (03:00 UTC on the 16th), is not. Read as UTC, the same naive
+    `asked_at` makes it the other way round."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    times = ["2024-07-18T03:00:00Z", "2024-07-16T03:00:00Z", "2024-06-01T12:00:00Z"]
+    ids = _tell_chili(client, headers, "chili-zoned", times)
+    question = "What did Tom cook yesterday?"
+    los_angeles = {"user_id": "chili-zoned", "timezone": "America/Los_Angeles"}
+    _assert_first_hits(client, headers, [(question, ids[0])], asked_at="2024-07-17T23:00:00", **los_angeles)
+    _assert_first_hits(client, headers, [(question, ids[0])], asked_at="2024-07-18T06:00:00Z", **los_angeles)
+    _assert_first_hits(client, headers, [(question, ids[1])], user_id="chili-zoned", asked_at="2024-07-17T23:00:00")
+
+    for zone in ("Mars/Olympus_Mons", "America", "../../etc/passwd", "utc", "\\u0000", "\\ud800"):
+        body = '{"query": "chili", "timezone": "%s"}' % zone  # raw JSON: a lone surrogate is not UTF-8
+        bad = client.post("/v1/search", content=body, headers={**headers, "Content-Type": "application/json"})
+        assert bad.status_code == 422, (zone, bad.text)
+        error = bad.json()["error"]
+        assert error["code"] == "validation_error" and "timezone" in bad.text, bad.text
+
+
 def test_in_a_small_scope_a_named_period_outweighs_a_hair_of_cosine(client: TestClient, api_key: str) -> None:
     """Two memories: the brakes one is a little closer to "repair" by cosine (0.60 against 0.57).
     Standardised over two candidates that hair was a whole standard deviation, as much as the

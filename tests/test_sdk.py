@@ -143,6 +143,26 @@ def test_search_counts_relative_periods_from_asked_at(memory: MemoryClient) -> N
         assert hits[0].event_at == datetime(2024, 6, wanted, 9, tzinfo=UTC)
 
 
+def test_search_reads_the_days_of_a_period_in_the_askers_time_zone(memory: MemoryClient) -> None:
+    """Asked at 10 p.m. on 3 June in New York, "yesterday" (with today) is the 2nd and 3rd there: the
+    note told at 9 p.m. on the 3rd, New York time, is in it, the one told at 10 p.m. on the 1st is
+    not. Read as UTC, the same naive moment makes it the other way round."""
+    told = [datetime(2024, 6, 4, 1, tzinfo=UTC), datetime(2024, 6, 2, 2, tzinfo=UTC)]
+    for number, moment in enumerate(told):
+        memory.add_messages(
+            [{"role": "user", "content": "Booked the dentist", "timestamp": moment}],
+            user_id="zoned",
+            session_id=f"told-{number}",
+        )
+    asked = "2024-06-03T22:00:00"
+    in_new_york = memory.search(
+        "What did I book yesterday?", user_id="zoned", k=2, asked_at=asked, timezone="America/New_York"
+    )
+    assert in_new_york.results[0].event_at == told[0]
+    in_utc = memory.search("What did I book yesterday?", user_id="zoned", k=2, asked_at=asked)
+    assert in_utc.results[0].event_at == told[1]
+
+
 def test_search_fits_the_results_to_a_word_budget(memory: MemoryClient) -> None:
     memory.add_many(
         [

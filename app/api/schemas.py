@@ -3,8 +3,9 @@
 import math
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -125,8 +126,19 @@ class InFilter(_Strict):
     in_: list[MetadataValue] = Field(alias="in", min_length=1, max_length=100)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def _aware(moment: datetime | None, zone: tzinfo = UTC) -> datetime | None:
+    return moment.replace(tzinfo=zone) if moment is not None and moment.tzinfo is None else moment
+
+
+def _known_zone(name: str | None) -> str | None:
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("America"), a name too long
+            raise ValueError(
+                f"unknown time zone {name!r}: give an IANA name such as 'Europe/Lisbon' or 'UTC'"
+            ) from None
+    return name
 
 
 class SearchRequest(_Strict):
@@ -146,6 +158,12 @@ class SearchRequest(_Strict):
         description="The moment the question is asked: periods it names relative to now ('last week', "
         "'yesterday', '3 months ago') count back from it. Default: `as_of` if given, else the time of the request.",
     )
+    timezone: Annotated[str | None, AfterValidator(_known_zone)] = Field(
+        default=None,
+        max_length=64,
+        description="The asker's IANA time zone ('America/Denver'): the days of the periods a question names are "
+        "its days, and naive times in this request are its local times. Default: `asked_at`'s UTC offset, else UTC.",
+    )
     event_after: datetime | None = Field(
         default=None, description="Only memories whose event happened at or after this (stored time when it has none)."
     )
@@ -163,11 +181,23 @@ class SearchRequest(_Strict):
 
     @model_validator(mode="after")
     def _event_window(self) -> "SearchRequest":
-        # Naive times are UTC, as for timestamps written: and an aware and a naive one cannot be compared.
-        self.event_after, self.event_before = _aware(self.event_after), _aware(self.event_before)
+        # Naive times are the asker's local times, UTC unless a time zone is given (as for timestamps
+        # written); an aware and a naive one cannot be compared.
+        zone = self.zone()
+        self.event_after, self.event_before = _aware(self.event_after, zone), _aware(self.event_before, zone)
+        self.as_of, self.asked_at = _aware(self.as_of, zone), _aware(self.asked_at, zone)
         if self.event_after is not None and self.event_before is not None and self.event_after >= self.event_before:
             raise ValueError("event_after must be earlier than event_before")
         return self
+
+    def zone(self) -> tzinfo:
+        return UTC if self.timezone is None else ZoneInfo(self.timezone)
+
+    def when_asked(self, now: datetime) -> datetime:
+        """The moment relative periods count back from, in the asker's zone when one is given: the
+        days of "last week" are the asker's days, whatever offset the moment was written with."""
+        moment = self.asked_at or self.as_of or now
+        return moment if self.timezone is None else moment.astimezone(self.zone())
 
     def metadata_filters(self) -> dict[str, Any]:
         return {

@@ -68,7 +68,7 @@ def run_search(
         include_superseded=body.include_superseded,
         min_trust=body.min_trust,
         exclude_flagged=body.exclude_flagged,
-        asked_at=body.asked_at or body.as_of or datetime.now(UTC),
+        asked_at=body.when_asked(datetime.now(UTC)),
         event_after=body.event_after,
         event_before=body.event_before,
     )

@@ -220,6 +220,7 @@ class MemoryClient(_BaseClient):
         min_trust: float | None = None,
         exclude_flagged: bool | None = None,
         asked_at: datetime | str | None = None,
+        timezone: str | None = None,
         event_after: datetime | str | None = None,
         event_before: datetime | str | None = None,
         max_words: int | None = None,
@@ -229,7 +230,9 @@ class MemoryClient(_BaseClient):
         `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
         `asked_at` is the moment relative periods in the query ("last week") count back from; the
-        server takes `as_of`, else the time of the request. `event_after` / `event_before` keep only
+        server takes `as_of`, else the time of the request. `timezone` (an IANA name such as
+        "America/Denver") makes the days of such periods the asker's days, and naive times local
+        ones. `event_after` / `event_before` keep only
         memories whose event time (else stored time) falls between them. `max_words` keeps, of the k
         best, those whose contents fit in that many words together (in rank order, passing over one
         that would overflow).
@@ -248,6 +251,7 @@ class MemoryClient(_BaseClient):
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged,
                 asked_at=asked_at,
+                timezone=timezone,
                 event_after=event_after,
                 event_before=event_before,
                 max_words=max_words,
@@ -509,6 +513,7 @@ class AsyncMemoryClient(_BaseClient):
         min_trust: float | None = None,
         exclude_flagged: bool | None = None,
         asked_at: datetime | str | None = None,
+        timezone: str | None = None,
         event_after: datetime | str | None = None,
         event_before: datetime | str | None = None,
         max_words: int | None = None,
@@ -518,7 +523,9 @@ class AsyncMemoryClient(_BaseClient):
         `min_trust` leaves out memories trusted less (trust follows the source: user 1.0, agent 0.8,
         tool 0.6, import 0.5); `exclude_flagged` leaves out memories flagged as possible prompt injection.
         `asked_at` is the moment relative periods in the query ("last week") count back from; the
-        server takes `as_of`, else the time of the request. `event_after` / `event_before` keep only
+        server takes `as_of`, else the time of the request. `timezone` (an IANA name such as
+        "America/Denver") makes the days of such periods the asker's days, and naive times local
+        ones. `event_after` / `event_before` keep only
         memories whose event time (else stored time) falls between them. `max_words` keeps, of the k
         best, those whose contents fit in that many words together (in rank order, passing over one
         that would overflow).
@@ -537,6 +544,7 @@ class AsyncMemoryClient(_BaseClient):
                 min_trust=min_trust,
                 exclude_flagged=exclude_flagged,
                 asked_at=asked_at,
+                timezone=timezone,
                 event_after=event_after,
                 event_before=event_before,
                 max_words=max_words,
