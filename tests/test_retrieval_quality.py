@@ -194,7 +194,7 @@ def test_the_askers_time_zone_decides_which_days_a_relative_period_holds(client:
     _assert_first_hits(client, headers, [(question, ids[1])], user_id="chili-zoned", asked_at="2024-07-17T23:00:00")
 
     for zone in ("Mars/Olympus_Mons", "America", "../../etc/passwd", "utc", "\\u0000", "\\ud800"):
-        body = '{"query": "chili", "timezone": "%s"}' % zone  # raw JSON: a lone surrogate is not UTF-8
+        body = f'{{"query": "chili", "timezone": "{zone}"}}'  # raw JSON: a lone surrogate is not UTF-8
         bad = client.post("/v1/search", content=body, headers={**headers, "Content-Type": "application/json"})
         assert bad.status_code == 422, (zone, bad.text)
         error = bad.json()["error"]
