@@ -31,6 +31,7 @@ from retrieval.faiss_index import FaissIndexes
 from retrieval.lexical_index import LexicalIndexes
 from retrieval.scope_cache import InsertedRow
 from retrieval.term_expansion import ExpansionParams, WordVectors
+from retrieval.tokens import stem
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def build_runtime(settings: Settings, embedder: Embedder | None = None) -> Runti
     if settings.worker_in_process:
         jobs.start_worker(runtime)
     _limit_blas_threads()
+    stem("start")  # imports nltk (~1.5 s) now rather than in the first request, and before the heap is frozen
     _freeze_start_up_heap()
     return runtime
 

@@ -13,9 +13,8 @@ import re
 import string
 from collections import Counter
 
-from nltk.stem import PorterStemmer
+from retrieval.tokens import stem
 
-_stemmer = PorterStemmer()
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 ABSTAIN_PHRASES = ("no information available", "not mentioned")
@@ -27,7 +26,7 @@ def normalize_answer(text: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    return [_stemmer.stem(w) for w in normalize_answer(text).split()]
+    return [stem(w) for w in normalize_answer(text).split()]
 
 
 def token_f1(prediction: str, truth: str) -> float:

@@ -2,9 +2,11 @@
 Porter-stemmed (nltk's stemmer needs no data download), so "moved", "moving" and "moves" meet."""
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
-from nltk.stem import PorterStemmer
+if TYPE_CHECKING:
+    from nltk.stem import PorterStemmer
 
 # nltk's English stop-word list, inlined because nltk's copy needs a corpus download.
 STOP_WORDS = frozenset(
@@ -20,12 +22,20 @@ STOP_WORDS = frozenset(
     """.split()
 )
 WORD_PATTERN = re.compile(r"[a-z0-9]+")
-_stemmer = PorterStemmer()
+
+
+@cache
+def _porter() -> "PorterStemmer":
+    """Imported when a word is first stemmed: importing nltk takes ~1.5 s (it loads scikit-learn),
+    which every CLI command paid, `loci --help` included, since the eval commands import the index."""
+    from nltk.stem import PorterStemmer
+
+    return PorterStemmer()
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    return _stemmer.stem(word)
+    return _porter().stem(word)
 
 
 def tokenize(text: str) -> list[str]:

@@ -105,6 +105,15 @@ def _loci(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.C
     )
 
 
+def test_the_cli_mounts_its_commands_without_importing_nltk() -> None:
+    """Every command, `loci --help` and `loci key list` included, mounts the eval commands, which
+    import the lexical index; nltk (with scikit-learn, ~1.5 s) comes in only when a word is stemmed."""
+    code = "import sys; from app.cli import _mount_optional; _mount_optional(); print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "'eval.cli'" in loaded.stdout and "'nltk'" not in loaded.stdout
+
+
 @pytest.mark.timeout(300)
 def test_cli_commands_share_one_embedded_server(service_launcher: ServiceLauncher) -> None:
     home = service_launcher.home()
