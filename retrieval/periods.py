@@ -14,7 +14,7 @@ named day or month also holds the SLACK_DAYS after it.
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import numpy as np
 
@@ -58,10 +58,9 @@ _PAST_UNIT = re.compile(r"\bpast\s+(day|week|month|year)\b", re.IGNORECASE)  # "
 
 @dataclass(frozen=True)
 class Period:
-    """Days from `first` to `last` (inclusive) in the asker's time zone (`zone`, that of the
-    question's `asked_at`: an IANA zone gives each day its own offset, so a week that crosses a
-    daylight-saving change still starts at local midnight), or with `month` set, that month of
-    every year (UTC)."""
+    """Days from `first` to `last` (inclusive), or with `month` set, that month of every year, in
+    the asker's time zone (`zone`, that of the question's `asked_at`: an IANA zone gives each day
+    its own offset, so a week that crosses a daylight-saving change still starts at local midnight)."""
 
     first: date | None = None
     last: date | None = None
@@ -72,12 +71,27 @@ class Period:
         """Which memories' events fall in the period, given their times (`event_seconds`) and
         calendar months (`event_month`): plain comparisons, with no date arithmetic per memory."""
         if self.month is not None:
-            return event_months == self.month
+            if self.zone.utcoffset(None) == timedelta(0):  # UTC: the months the index keeps
+                return event_months == self.month
+            return (event_months != 0) & self._in_local_month(event_times)
         assert self.first is not None and self.last is not None
         after = self.last + timedelta(days=1)  # its midnight, not the last's + 24 h: a day can have 23 or 25
-        start = datetime(self.first.year, self.first.month, self.first.day, tzinfo=self.zone).timestamp()
-        end = datetime(after.year, after.month, after.day, tzinfo=self.zone).timestamp()
+        start = datetime.combine(self.first, time(), self.zone).timestamp()
+        end = datetime.combine(after, time(), self.zone).timestamp()
         return (event_times >= start) & (event_times < end)
+
+    def _in_local_month(self, event_times: np.ndarray) -> np.ndarray:
+        """Whether each time falls in the month in the asker's zone, in any year: the month's
+        bounds in each year the times span, each at its own offset, then one search per time."""
+        assert self.month is not None
+        if not len(event_times):
+            return np.zeros(0, dtype=bool)
+        first, last = (datetime.fromtimestamp(t, UTC).year for t in (event_times.min(), event_times.max()))
+        months = [date(year, self.month, 1) for year in range(first - 1, last + 2)]
+        starts = np.array([datetime.combine(m, time(), self.zone).timestamp() for m in months])
+        ends = np.array([datetime.combine(_next_month(m), time(), self.zone).timestamp() for m in months])
+        year = np.searchsorted(starts, event_times, side="right") - 1
+        return (year >= 0) & (event_times < ends[np.maximum(year, 0)])
 
 
 def named_period(question: str, asked_at: datetime | None = None) -> Period | None:
@@ -92,7 +106,7 @@ def named_period(question: str, asked_at: datetime | None = None) -> Period | No
         return absolute
     local = asked_at if asked_at.tzinfo is not None else asked_at.replace(tzinfo=UTC)
     period = absolute or _relative(_PAST_UNIT.sub(r"past 1 \1", question), local.date())
-    return replace(period, zone=local.tzinfo or UTC) if period is not None and period.month is None else period
+    return None if period is None else replace(period, zone=local.tzinfo or UTC)
 
 
 def _read(question: str) -> Period | None:

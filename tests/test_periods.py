@@ -128,6 +128,26 @@ def test_a_named_zone_gives_each_day_its_own_offset() -> None:
     assert eighth.holds(times, np.array([3, 3])).tolist() == [True, False]
 
 
+def test_a_month_alone_is_the_askers_month_in_every_year() -> None:
+    """Asked in Los Angeles, "in June" holds 8 p.m. on 30 June there (3 a.m. on 1 July in UTC, the
+    month the index keeps) in any year, and not 8 p.m. on 31 May (1 June in UTC) or an undated memory."""
+    los_angeles = ZoneInfo("America/Los_Angeles")
+    period = named_period("What did we grill in June?", datetime(2024, 8, 1, 9, 0, tzinfo=los_angeles))
+    assert period == Period(month=6, zone=los_angeles)
+    moments = [
+        datetime(2021, 6, 30, 20, 0, tzinfo=los_angeles),
+        datetime(2024, 6, 30, 20, 0, tzinfo=los_angeles),
+        datetime(2024, 5, 31, 20, 0, tzinfo=los_angeles),
+        datetime(2024, 6, 1, 0, 30, tzinfo=los_angeles),
+        None,
+    ]
+    times = np.array([event_seconds(moment) for moment in moments])
+    months = np.array([event_month(moment) for moment in moments])
+    assert months.tolist() == [7, 7, 6, 6, 0]  # in UTC
+    assert period.holds(times, months).tolist() == [True, True, False, True, False]
+    assert period.holds(times[:0], months[:0]).tolist() == []
+
+
 def test_holds_the_days_of_the_period_and_nothing_undated() -> None:
     moments = [
         datetime(2023, 5, 2, 23, 59, tzinfo=UTC),  # the day before
