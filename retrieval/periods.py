@@ -14,7 +14,7 @@ named day or month also holds the SLACK_DAYS after it.
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta, tzinfo
 
 import numpy as np
 
@@ -87,7 +87,8 @@ class Period:
         if not len(event_times):
             return np.zeros(0, dtype=bool)
         first, last = (datetime.fromtimestamp(t, UTC).year for t in (event_times.min(), event_times.max()))
-        months = [date(year, self.month, 1) for year in range(first - 1, last + 2)]
+        years = range(max(first - 1, MINYEAR), min(last + 1, MAXYEAR - 1) + 1)  # each month's end too is a date
+        months = [date(year, self.month, 1) for year in years]
         starts = np.array([datetime.combine(m, time(), self.zone).timestamp() for m in months])
         ends = np.array([datetime.combine(_next_month(m), time(), self.zone).timestamp() for m in months])
         year = np.searchsorted(starts, event_times, side="right") - 1
@@ -96,16 +97,17 @@ class Period:
 
 def named_period(question: str, asked_at: datetime | None = None) -> Period | None:
     """The first period the question names, most specific reading first, then (given `asked_at`)
-    a period relative to that moment; None if it names none (or names an impossible date). Days
-    are those of `asked_at`'s time zone: "yesterday" at 1 a.m. in Denver is not UTC's yesterday."""
+    a period relative to that moment; None if it names none (or names an impossible date, or one
+    outside the calendar's years 1 to 9999). Days are those of `asked_at`'s time zone: "yesterday"
+    at 1 a.m. in Denver is not UTC's yesterday."""
     try:
         absolute = _read(question)
-    except ValueError:  # "February 30, 2023"
+        if asked_at is None:
+            return absolute
+        local = asked_at if asked_at.tzinfo is not None else asked_at.replace(tzinfo=UTC)
+        period = absolute or _relative(_PAST_UNIT.sub(r"past 1 \1", question), local.date())
+    except (ValueError, OverflowError):  # "February 30, 2023"; "999 years ago" asked in the year 5
         return None
-    if asked_at is None:
-        return absolute
-    local = asked_at if asked_at.tzinfo is not None else asked_at.replace(tzinfo=UTC)
-    period = absolute or _relative(_PAST_UNIT.sub(r"past 1 \1", question), local.date())
     return None if period is None else replace(period, zone=local.tzinfo or UTC)
 
 

@@ -201,6 +201,20 @@ def test_the_askers_time_zone_decides_which_days_a_relative_period_holds(client:
         assert error["code"] == "validation_error" and "timezone" in bad.text, bad.text
 
 
+def test_periods_at_the_ends_of_the_calendar_are_no_server_error(client: TestClient, api_key: str) -> None:
+    """Years 1 and 9999 are valid JSON times; a period counted from them, or a zone's local time
+    of them, falls off the calendar. The search goes on without the period."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    _tell_chili(client, headers, "chili-ends", ["0001-01-01T00:00:00Z", "2024-06-30T12:00:00Z", "9999-12-31T23:59:59Z"])
+    for asked_at in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T05:00:00"):
+        for zone in (None, "Asia/Tokyo", "America/Denver"):
+            for question in ("What did Tom cook 999 years ago?", "What did Tom cook last week?", "Chili in June?"):
+                body = {"query": question, "user_id": "chili-ends", "asked_at": asked_at, "timezone": zone}
+                response = client.post("/v1/search", json=body, headers=headers)
+                assert response.status_code == 200, (body, response.text)
+                assert response.json()["results"], body
+
+
 def test_in_a_small_scope_a_named_period_outweighs_a_hair_of_cosine(client: TestClient, api_key: str) -> None:
     """Two memories: the brakes one is a little closer to "repair" by cosine (0.60 against 0.57).
     Standardised over two candidates that hair was a whole standard deviation, as much as the

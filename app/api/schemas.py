@@ -197,7 +197,10 @@ class SearchRequest(_Strict):
         """The moment relative periods count back from, in the asker's zone when one is given: the
         days of "last week" are the asker's days, whatever offset the moment was written with."""
         moment = self.asked_at or self.as_of or now
-        return moment if self.timezone is None else moment.astimezone(self.zone())
+        try:
+            return moment if self.timezone is None else moment.astimezone(self.zone())
+        except OverflowError:  # within hours of year 1 or 9999, past the calendar in that zone
+            return moment
 
     def metadata_filters(self) -> dict[str, Any]:
         return {
