@@ -315,8 +315,9 @@ def test_malformed_files_are_refused_with_the_line_and_nothing_written(small: tu
     for values in ({"attributes": {"confidence": "very"}}, {"attributes": {"speaker": 7}}, {"attributes": [1]}):
         assert _refused(tenant.client, _dump(_with(records, **values)), 422)["details"]["field"] == "attributes"
     assert _refused(tenant.client, _dump(_with(records, type="dream")), 422)["details"]["field"] == "type"
-    bad_time = _with(records, created_at="yesterday")
-    assert _refused(tenant.client, _dump(bad_time), 422)["details"]["field"] == "created_at"
+    for moment in ("yesterday", "0001-01-01T00:00:00+14:00"):  # the second is in year 0 in UTC
+        bad_time = _with(records, created_at=moment)
+        assert _refused(tenant.client, _dump(bad_time), 422)["details"]["field"] == "created_at"
     for column, value in (("importance", float("nan")), ("content", "half a pair \ud800"), ("metadata", {"k": "\x00"})):
         assert _refused(tenant.client, _dump(_with(records, **{column: value})), 422)["details"]["field"] == column
     twice = [

@@ -107,6 +107,9 @@ def test_bodies_over_the_limit_are_refused_before_parsing(app_with, api_key: str
         assert client.post("/v1/memories", content=_chunks(500)).status_code == 201
 
 
+MESSAGE_AT = '{"user_id": "u", "session_id": "s", "messages": [{"role": "user", "content": "hi", "timestamp": "%s"}]}'
+
+
 def test_values_postgres_cannot_store_are_422(client: TestClient) -> None:
     """NUL characters, unpaired surrogates, NaN, absurd nesting: refused up front, not a database 500."""
     bodies = [
@@ -118,6 +121,13 @@ def test_values_postgres_cannot_store_are_422(client: TestClient) -> None:
         ("/v1/search", '{"query": "tea", "filters": {"x": Infinity}}'),
         ("/v1/messages", '{"user_id": "u", "session_id": "s", "messages": [{"role": "user", "content": "  "}]}'),
         ("/v1/jobs/forget", '{"user_id": "u", "session_id": "\\u0000"}'),
+        # Times whose offset carries them out of the years 1 to 9999 in UTC, where Python and the
+        # database's driver stop; a naive one read in the asker's zone too.
+        ("/v1/memories", '{"content": "ok", "user_id": "u", "event_at": "0001-01-01T00:00:00+14:00"}'),
+        ("/v1/memories", '{"content": "ok", "user_id": "u", "expires_at": "9999-12-31T23:59:59-12:00"}'),
+        ("/v1/messages", MESSAGE_AT % "0001-01-01T05:00:00+06:00"),
+        ("/v1/search", '{"query": "tea", "event_before": "9999-12-31T23:00:00-02:00"}'),
+        ("/v1/search", '{"query": "tea", "asked_at": "0001-01-01T01:00:00", "timezone": "Asia/Tokyo"}'),
     ]
     for path, body in bodies:
         response = client.post(path, content=body, headers={"Content-Type": "application/json"})
@@ -125,6 +135,11 @@ def test_values_postgres_cannot_store_are_422(client: TestClient) -> None:
     for path in ("/v1/memories?user_id=a%00b", "/v1/users/a%00b/footprint", "/v1/stats?user_id=%00"):
         _error(client.get(path), 422, "validation_error")
     assert client.get("/v1/memories", params={"user_id": "u"}).json()["memories"] == []
+    for moment in ("0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59Z"):  # the calendar's own ends are fine
+        response = client.post(
+            "/v1/messages", content=MESSAGE_AT % moment, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 201, response.text
 
 
 def test_pagination_and_result_counts_are_capped(client: TestClient) -> None:

@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from app.moments import within_calendar
 from app.services.tenants import Permission
 from memory_types import MemoryType, validate_attributes
 
 ScopeId = Field(default=None, min_length=1, max_length=200)
+Moment = Annotated[datetime, AfterValidator(within_calendar)]
 Source = Literal["user", "agent", "tool", "import"]
 Status = Literal["active", "superseded", "archived", "deleted"]
 
@@ -72,11 +74,11 @@ class MemoryCreate(_Strict):
     user_id: str | None = ScopeId
     agent_id: str | None = ScopeId
     session_id: str | None = ScopeId
-    event_at: datetime | None = None
+    event_at: Moment | None = None
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
     metadata: dict[str, Any] = Field(default_factory=dict)
     attributes: dict[str, Any] = Field(default_factory=dict)
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
     source: Source = "user"
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -96,7 +98,7 @@ class Message(_Strict):
     role: Literal["user", "assistant", "system", "tool"]
     name: str | None = Field(default=None, max_length=200)
     content: Content
-    timestamp: datetime | None = None
+    timestamp: Moment | None = None
 
 
 class MessagesCreate(_Strict):
@@ -149,11 +151,11 @@ class SearchRequest(_Strict):
     types: list[MemoryType] | None = Field(default=None, min_length=1)
     k: int = Field(default=10, ge=1, le=200)
     filters: dict[str, MetadataValue | InFilter] | None = Field(default=None, max_length=20)
-    as_of: datetime | None = None
+    as_of: Moment | None = None
     include_superseded: bool = False
     min_trust: float | None = Field(default=None, ge=0.0, le=1.0, description="Leave out memories trusted less.")
     exclude_flagged: bool = Field(default=False, description="Leave out memories flagged as possible prompt injection.")
-    asked_at: datetime | None = Field(
+    asked_at: Moment | None = Field(
         default=None,
         description="The moment the question is asked: periods it names relative to now ('last week', "
         "'yesterday', '3 months ago') count back from it. Default: `as_of` if given, else the time of the request.",
@@ -164,10 +166,10 @@ class SearchRequest(_Strict):
         description="The asker's IANA time zone ('America/Denver'): the days of the periods a question names are "
         "its days, and naive times in this request are its local times. Default: `asked_at`'s UTC offset, else UTC.",
     )
-    event_after: datetime | None = Field(
+    event_after: Moment | None = Field(
         default=None, description="Only memories whose event happened at or after this (stored time when it has none)."
     )
-    event_before: datetime | None = Field(
+    event_before: Moment | None = Field(
         default=None, description="Only memories whose event happened before this (stored time when it has none)."
     )
     max_words: int | None = Field(
@@ -186,6 +188,9 @@ class SearchRequest(_Strict):
         zone = self.zone()
         self.event_after, self.event_before = _aware(self.event_after, zone), _aware(self.event_before, zone)
         self.as_of, self.asked_at = _aware(self.as_of, zone), _aware(self.asked_at, zone)
+        for moment in (self.event_after, self.event_before, self.as_of, self.asked_at):
+            if moment is not None:
+                within_calendar(moment)  # a naive time read in the zone may fall off it
         if self.event_after is not None and self.event_before is not None and self.event_after >= self.event_before:
             raise ValueError("event_after must be earlier than event_before")
         return self

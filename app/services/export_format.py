@@ -23,6 +23,7 @@ from sqlalchemy import ARRAY, Column, DateTime, FetchedValue, Float, Integer, Ta
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from app.db.models import Base, Memory, MemoryEvent, MemoryKey, MemoryLink
+from app.moments import within_calendar
 from memory_types import MemoryType, validate_attributes
 
 FORMAT = "loci-export"
@@ -96,7 +97,7 @@ def _decode_value(column: Column[Any], value: Any, dims: int | None) -> Any:
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is None:
                 raise ValueError("a time zone is required")
-            return parsed
+            return within_calendar(parsed)
         if isinstance(kind, Vector):
             return _vector(value, dims)
         if isinstance(kind, JSONB):
