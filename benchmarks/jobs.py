@@ -11,6 +11,7 @@ each wrote, a measure of the pages it dirtied.
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import text
 
 from app.jobs.consolidate import consolidate
 from app.jobs.forget import forget
+from app.jobs.queue import due_scopes
 from app.local_server import throwaway_runtime
 from app.runtime import Runtime
 from benchmarks.scale import SCALE_SERVICE, bulk_load, user_of
@@ -55,4 +57,27 @@ def run(memories: int, per_user: int, users: int) -> dict[str, Any]:
             )
             for kind in ("forget, archiving", "forget, nothing to do"):
                 runs.append({**scope, "job": kind, **_timed(runtime, partial(forget, runtime, tenant_id, scope))})
-    return {"memories": memories, "per_user": per_user, "runs": runs}
+        due = _finding_due_scopes(runtime)
+    return {"memories": memories, "per_user": per_user, "runs": runs, "finding_due_scopes": due}
+
+
+def _finding_due_scopes(runtime: Runtime) -> dict[str, Any]:
+    """Seconds the sweep takes to find its scopes over the whole tenant, best of three, as configured
+    and with keys searched: then it also looks for episodes consolidated without keys (all those the
+    runs above consolidated, unless keys were on)."""
+    found: dict[str, Any] = {}
+    for name, settings in (
+        ("as configured", runtime.settings),
+        ("keys searched", runtime.settings.model_copy(update={"use_memory_keys": True})),
+    ):
+        configured = replace(runtime, settings=settings)
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            scopes = due_scopes(configured)
+            times.append(time.perf_counter() - started)
+        found[name] = {
+            "seconds": round(min(times), 3),
+            "consolidate": sum(kind == "consolidate" for *_, kind in scopes),
+        }
+    return found

@@ -93,7 +93,8 @@ def test_scale_benchmark_runs_end_to_end_with_generated_keys() -> None:
 
 def test_jobs_benchmark_consolidates_then_forgets_the_aged_tenth() -> None:
     """Each user is consolidated (every episode, a summary per session of 50), then forget archives
-    the memories aged past their half-lives and, passing again, finds nothing."""
+    the memories aged past their half-lives and, passing again, finds nothing; the sweep's search
+    for due scopes is timed."""
     from benchmarks import jobs
 
     result = jobs.run(400, 200, 2)
@@ -106,6 +107,9 @@ def test_jobs_benchmark_consolidates_then_forgets_the_aged_tenth() -> None:
         ("bench-1", "forget, archiving", None, 204, 20),
         ("bench-1", "forget, nothing to do", None, 184, 0),
     ]
+    # Consolidated without keys (no LLM here): only where keys are searched is either user due again.
+    due = result["finding_due_scopes"]
+    assert (due["as configured"]["consolidate"], due["keys searched"]["consolidate"]) == (0, 2), due
 
 
 def test_expansion_benchmark_compares_a_scope_with_the_whole_vocabulary() -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from app.db.models import Memory
 from app.jobs.consolidate import consolidate
 from app.jobs.forget import DECISION_COLUMNS, archive_unchanged, decide
+from app.jobs.queue import due_scopes
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
@@ -177,6 +178,23 @@ def test_episodes_consolidated_without_keys_get_them_once_keys_are_on(client: Te
     again = consolidate(runtime, tenant_id, {"user_id": "u8"})
     assert again.get("episodes_keyed", 0) == again.get("keys", 0) == 0, again
     assert _keys_of(runtime, tenant_id, "u8") == counts["keys"]
+
+
+def test_the_sweep_finds_scopes_consolidated_while_keys_were_off(client: TestClient, runtime: Runtime) -> None:
+    """No new episode may ever come to a scope consolidated before an LLM was configured, so the
+    sweep looks for unkeyed episodes itself once keys are searched; their consolidation keys them,
+    and the scope is not due again."""
+    client.post("/v1/messages", json={"user_id": "u10", "session_id": "s", "messages": CONVERSATION})
+    with runtime.sessions() as session:
+        tenant_id = authenticate(session, client.headers["Authorization"].split()[1]).tenant_id
+    keys_off = replace(runtime, settings=runtime.settings.model_copy(update={"use_memory_keys": False}))
+    due = (tenant_id, "u10", "consolidate")
+    assert due not in due_scopes(runtime), "episodes written just now are not idle yet"
+    consolidate(keys_off, tenant_id, {"user_id": "u10"})
+    assert due not in due_scopes(keys_off)
+    assert due in due_scopes(runtime)
+    assert consolidate(runtime, tenant_id, {"user_id": "u10"})["episodes_keyed"] == len(CONVERSATION)
+    assert due not in due_scopes(runtime)
 
 
 def test_episodes_with_keys_but_no_mark_are_not_keyed_twice(client: TestClient, runtime: Runtime) -> None:

@@ -53,7 +53,7 @@ def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], d
             with runtime.sessions.begin() as session:
                 new_semantic += _consolidate_session(runtime, llm, session, tenant_id, scope, session_id, counts)
         if s.memory_keys_searched:
-            for session_id in _session_ids(runtime, tenant_id, scope, *_unkeyed()):
+            for session_id in _session_ids(runtime, tenant_id, scope, *unkeyed()):
                 with runtime.sessions.begin() as session:
                     _key_session(runtime, llm, session, tenant_id, scope, session_id, counts)
     finally:
@@ -65,7 +65,7 @@ def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], d
     return dict(counts)
 
 
-def _unkeyed() -> tuple[ColumnElement[bool], ...]:
+def unkeyed() -> tuple[ColumnElement[bool], ...]:
     """Episodes consolidated while keys were off (not searched, so not written). One with keys of its
     own is keyed, marked or not: it was consolidated before `keyed_at` existed, or imported."""
     has_keys = select(MemoryKey.id).where(MemoryKey.memory_id == Memory.id).exists()
@@ -253,7 +253,7 @@ def _key_session(
     """Keys for a session's episodes consolidated while keys were off (an LLM configured since, or
     keys turned on). Only keys: the facts found now are not stored as memories again, since the
     episodes' first consolidation stored its own."""
-    episodes = _lock_episodes(session, tenant_id, scope, session_id, *_unkeyed())
+    episodes = _lock_episodes(session, tenant_id, scope, session_id, *unkeyed())
     if not episodes:
         return
     key_texts = [key for e, facts in zip(episodes, _facts(llm, episodes), strict=True) for key in _keys(e, facts)]

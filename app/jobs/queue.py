@@ -17,9 +17,10 @@ import procrastinate
 from procrastinate import JobContext, RetryStrategy
 from sqlalchemy import select, text
 
-from app.db.models import Job
+from app.db.models import Job, Memory
 from app.db.tenancy import tenant_session
 from app.services.tenants import Principal
+from memory_types import MemoryType
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -75,12 +76,17 @@ def run_job(context: JobContext, job_id: str) -> None:
 def sweep(context: JobContext, timestamp: int) -> None:
     """Periodically: consolidate idle sessions and run the forget sweep, per user scope."""
     runtime = _runtime(context)
-    for tenant_id, user_id, kind in _due_scopes(runtime):
+    for tenant_id, user_id, kind in due_scopes(runtime):
         job_id = record_job(runtime, Principal.local(tenant_id), kind, {"user_id": user_id}, dry_run=False)
         execute_job(runtime, job_id, final_attempt=True)
 
 
-def _due_scopes(runtime: "Runtime") -> list[tuple[uuid.UUID, str | None, str]]:
+def due_scopes(runtime: "Runtime") -> list[tuple[uuid.UUID, str | None, str]]:
+    """Scopes with idle unconsolidated episodes, and where keys are searched, scopes with episodes
+    consolidated while they were not (an LLM configured later): their consolidation keys those, and
+    no new episode may ever come to prompt it. Then every scope's forget pass."""
+    from app.jobs.consolidate import unkeyed
+
     idle = runtime.settings.consolidate_idle_minutes
     with runtime.sessions() as session:
         consolidate_due = session.execute(
@@ -91,6 +97,11 @@ def _due_scopes(runtime: "Runtime") -> list[tuple[uuid.UUID, str | None, str]]:
             ),
             {"idle": idle},
         ).all()
+        if runtime.settings.memory_keys_searched:
+            unkeyed_scopes = select(Memory.tenant_id, Memory.user_id).where(
+                Memory.type == MemoryType.episodic.value, Memory.status == "active", *unkeyed()
+            )
+            consolidate_due = list(dict.fromkeys([*consolidate_due, *session.execute(unkeyed_scopes.distinct())]))
         forget_due = session.execute(
             text("SELECT DISTINCT tenant_id, user_id FROM memories WHERE status = 'active'")
         ).all()
