@@ -163,8 +163,9 @@ class SearchRequest(_Strict):
     timezone: Annotated[str | None, AfterValidator(_known_zone)] = Field(
         default=None,
         max_length=64,
-        description="The asker's IANA time zone ('America/Denver'): the days of the periods a question names are "
-        "its days, and naive times in this request are its local times. Default: `asked_at`'s UTC offset, else UTC.",
+        description="The asker's IANA time zone ('America/Denver'): the days and months of the periods a question "
+        "names are its own, and naive times in this request are its local times. Default: `asked_at`'s UTC offset, "
+        "else UTC.",
     )
     event_after: Moment | None = Field(
         default=None, description="Only memories whose event happened at or after this (stored time when it has none)."
