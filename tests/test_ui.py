@@ -175,6 +175,27 @@ def test_filters_and_time_range(browser_client: TestClient) -> None:
     assert "Saturday 01 June 2024" in timeline and "Monday 10 April 2023" in timeline
 
 
+def test_pages_count_days_and_show_times_in_the_browsers_zone(browser_client: TestClient) -> None:
+    """Told at 05:00 UTC on 1 June, 10 p.m. on 31 May in Los Angeles: with the zone the page's script
+    keeps in its cookie, the 31st's range and heading hold it and its time reads as LA's; without the
+    cookie, or with one that names no zone, days and times are UTC's."""
+    told = _add(browser_client, "Ann grilled sardines", user_id="zoned", event_at="2024-06-01T05:00:00Z")
+    may_31 = {"user_id": "zoned", "from": "2024-05-31", "to": "2024-05-31"}
+    browser_client.cookies.set("loci_tz", "America/Los_Angeles", path="/ui")
+    in_la = browser_client.get("/ui/timeline", params=may_31).text
+    assert told in in_la and "Friday 31 May 2024" in in_la and "22:00" in in_la
+    assert "2024-05-31 22:00 America/Los_Angeles" in browser_client.get(f"/ui/memories/{told}").text
+    searched = browser_client.get("/ui/search", params={"q": "what did Ann grill yesterday", **may_31}).text
+    assert told in searched
+    for cookie in (None, "Nowhere/Special"):
+        browser_client.cookies.delete("loci_tz", path="/ui")
+        if cookie:
+            browser_client.cookies.set("loci_tz", cookie, path="/ui")
+        in_utc = browser_client.get("/ui/timeline", params=may_31)
+        assert in_utc.status_code == 200 and told not in in_utc.text
+        assert "2024-06-01 05:00 UTC" in browser_client.get(f"/ui/memories/{told}").text
+
+
 def test_browsing_pages_and_does_not_count_as_recall(browser_client: TestClient) -> None:
     ids = browser_client.post(
         "/v1/memories", json={"memories": [{"content": f"note {i}", "user_id": "pager"} for i in range(55)]}
@@ -283,6 +304,7 @@ def test_browser_flow_in_chromium(live_server, tmp_path: Path) -> None:  # type:
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1180, "height": 900},
+            timezone_id="America/Denver",
         )
         try:
             page = browser.new_page()
@@ -295,6 +317,9 @@ def test_browser_flow_in_chromium(live_server, tmp_path: Path) -> None:  # type:
             page.fill("input[name=key]", live_server.api_key)
             page.click("button[type=submit]")
             assert page.url == f"{base}/ui/search"
+            assert {"name": "loci_tz", "value": "America/Denver"}.items() <= next(
+                c for c in browser.cookies() if c["name"] == "loci_tz"
+            ).items(), "the page's script did not tell the server the browser's zone"
 
             page.fill("input[name=q]", "which city does Ann live in")
             page.fill("input[name=user_id]", "ann")

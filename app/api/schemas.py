@@ -132,7 +132,7 @@ def _aware(moment: datetime | None, zone: tzinfo = UTC) -> datetime | None:
     return moment.replace(tzinfo=zone) if moment is not None and moment.tzinfo is None else moment
 
 
-def _known_zone(name: str | None) -> str | None:
+def known_zone(name: str | None) -> str | None:
     if name is not None:
         try:
             ZoneInfo(name)
@@ -160,7 +160,7 @@ class SearchRequest(_Strict):
         description="The moment the question is asked: periods it names relative to now ('last week', "
         "'yesterday', '3 months ago') count back from it. Default: `as_of` if given, else the time of the request.",
     )
-    timezone: Annotated[str | None, AfterValidator(_known_zone)] = Field(
+    timezone: Annotated[str | None, AfterValidator(known_zone)] = Field(
         default=None,
         max_length=64,
         description="The asker's IANA time zone ('America/Denver'): the days and months of the periods a question "

@@ -1,10 +1,11 @@
 """The filters of the search and timeline pages, as the browser's GET forms send them.
 
 A form sends every field, empty ones as "": those mean "no filter" here rather than bad input.
-Dates come from date pickers and are whole UTC days; `to` includes its day.
+Dates come from date pickers and are whole days of the viewer's time zone (app.ui.pages.viewer_zone);
+`to` includes its day.
 """
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -44,31 +45,31 @@ class Filters(BaseModel):
             raise ValueError(f"'from' ({self.from_}) is after 'to' ({self.to})")
         return self
 
-    @property
-    def start(self) -> datetime | None:
-        return datetime.combine(self.from_, time.min, UTC) if self.from_ else None
+    def start(self, zone: tzinfo) -> datetime | None:
+        return datetime.combine(self.from_, time.min, zone) if self.from_ else None
 
-    @property
-    def end(self) -> datetime | None:
+    def end(self, zone: tzinfo) -> datetime | None:
         """Exclusive: the start of the day after `to` (none after the last representable day)."""
         if self.to is None or self.to == date.max:
             return None
-        return datetime.combine(self.to + timedelta(days=1), time.min, UTC)
+        return datetime.combine(self.to + timedelta(days=1), time.min, zone)
 
-    def browse(self) -> BrowseFilters:
+    def browse(self, zone: tzinfo) -> BrowseFilters:
         return BrowseFilters(
             user_id=self.user_id,
             agent_id=self.agent_id,
             session_id=self.session_id,
             type=self.type.value if self.type else None,
             status=self.status,
-            start=self.start,
-            end=self.end,
+            start=self.start(zone),
+            end=self.end(zone),
         )
 
-    def search(self, k: int) -> SearchRequest:
-        """The API's search for the query text; status and time are applied to its results (`keeps`)."""
+    def search(self, k: int, zone: tzinfo) -> SearchRequest:
+        """The API's search for the query text, its periods ("yesterday") in the viewer's zone; status and
+        time are applied to its results (`keeps`)."""
         return SearchRequest(
+            timezone=getattr(zone, "key", None),
             query=self.q or "",
             user_id=self.user_id,
             agent_id=self.agent_id,
@@ -83,11 +84,11 @@ class Filters(BaseModel):
         """Whether `keeps` can drop search results, so the search should fetch as many as it may."""
         return self.status == "superseded" or self.from_ is not None or self.to is not None
 
-    def keeps(self, memory: MemoryOut) -> bool:
+    def keeps(self, memory: MemoryOut, zone: tzinfo) -> bool:
         if self.status != "all" and memory.status != self.status:
             return False
-        at = memory.event_at or memory.created_at
-        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+        at, start, end = memory.event_at or memory.created_at, self.start(zone), self.end(zone)
+        return (start is None or at >= start) and (end is None or at < end)
 
     def query_string(self, **changes: Any) -> str:
         """These filters as a URL query, with some changed (None drops one): for paging and cross-links."""

@@ -4,19 +4,23 @@ keep it out of frames, caches and other origins' reach."""
 
 import json
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from app.api.errors import describe_errors
+from app.api.schemas import known_zone
 from app.errors import ApiError
 from app.ui.auth import SignInRequired, sign_in_url
 
@@ -45,8 +49,28 @@ TITLES = {
 }
 
 
-def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+ZONE_COOKIE = "loci_tz"
+"""The browser's IANA time zone, which the pages' script (static/ui.js) keeps in this cookie."""
+
+
+def viewer_zone(request: Request) -> tzinfo:
+    """The zone pages show times and count days in: the browser's, once its script has said which;
+    UTC before that, or for a name that is not an IANA zone (a cookie is no request to refuse)."""
+    try:
+        name = known_zone(request.cookies.get(ZONE_COOKIE))
+    except ValueError:
+        return UTC
+    return UTC if name is None else ZoneInfo(name)
+
+
+@pass_context
+def when(context: Context, value: datetime | None, clock_only: bool = False) -> str:
+    """A stored time in the viewer's zone (`zone` in the page's context), named."""
+    if value is None:
+        return ""
+    zone = context.get("zone", UTC)
+    local = value.astimezone(zone)
+    return local.strftime("%H:%M") if clock_only else f"{local:%Y-%m-%d %H:%M} {getattr(zone, 'key', 'UTC')}"
 
 
 def brief(value: Any, length: int = 120) -> str:
@@ -60,7 +84,7 @@ TEMPLATES.env.filters["brief"] = brief
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+    return TEMPLATES.TemplateResponse(request, name, {"zone": viewer_zone(request), **context}, status_code=status)
 
 
 def error_page(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> HTMLResponse:

@@ -35,7 +35,7 @@ from app.ui.auth import (
 from app.ui.filters import STATUSES, Filters
 from app.ui.graph import layout
 from app.ui.history import event_views
-from app.ui.pages import HtmlRoute, error_page, render
+from app.ui.pages import HtmlRoute, error_page, render, viewer_zone
 from memory_types import MemoryType
 
 PAGE = 50  # memories per page
@@ -99,14 +99,14 @@ def logout(viewer: CurrentViewer, token: Annotated[str, Form(max_length=200)] = 
 @router.get("/search")
 def search_page(request: Request, runtime: RuntimeDep, viewer: CurrentViewer, filters: QueryFilters) -> Response:
     """With query text: the API's hybrid search (ranked, with scores). Without: browse, newest first."""
-    tenant_id = viewer.principal.tenant_id
+    tenant_id, zone = viewer.principal.tenant_id, viewer_zone(request)
     if filters.q:
         k = runtime.settings.max_k if filters.narrows_results else PAGE
-        found = run_search(runtime, viewer.principal, filters.search(k), count_access=False)
-        results = [r for r in found.results if filters.keeps(r)][:PAGE]
+        found = run_search(runtime, viewer.principal, filters.search(k, zone), count_access=False)
+        results = [r for r in found.results if filters.keeps(r, zone)][:PAGE]
         return _page(request, "search.html", viewer, filters, results=results, next_after=None)
     with tenant_session(runtime, viewer.principal) as session:
-        rows, next_after = browsing.browse(session, tenant_id, filters.browse(), PAGE, filters.after)
+        rows, next_after = browsing.browse(session, tenant_id, filters.browse(zone), PAGE, filters.after)
         results = [memory_out(m) for m in rows]
     return _page(request, "search.html", viewer, filters, results=results, next_after=next_after)
 
@@ -114,14 +114,14 @@ def search_page(request: Request, runtime: RuntimeDep, viewer: CurrentViewer, fi
 @router.get("/timeline")
 def timeline_page(request: Request, runtime: RuntimeDep, viewer: CurrentViewer, filters: QueryFilters) -> Response:
     """A user's memories by day, newest first; without a user, the users to choose from."""
-    tenant_id = viewer.principal.tenant_id
+    tenant_id, zone = viewer.principal.tenant_id, viewer_zone(request)
     with tenant_session(runtime, viewer.principal) as session:
         if filters.user_id is None:
             return _page(request, "timeline.html", viewer, filters, users=browsing.users(session, tenant_id, USERS))
-        rows, next_after = browsing.browse(session, tenant_id, filters.browse(), PAGE, filters.after)
+        rows, next_after = browsing.browse(session, tenant_id, filters.browse(zone), PAGE, filters.after)
     days = [
         (day, [memory_out(m) for m in group])
-        for day, group in itertools.groupby(rows, key=lambda m: (m.event_at or m.created_at).date())
+        for day, group in itertools.groupby(rows, key=lambda m: (m.event_at or m.created_at).astimezone(zone).date())
     ]
     return _page(request, "timeline.html", viewer, filters, days=days, next_after=next_after)
 

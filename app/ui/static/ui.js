@@ -6,3 +6,10 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Pages show times and count days in the browser's time zone: tell the server which, for the next
+// page (this one was rendered in the zone the cookie held, UTC the first time).
+const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+if (zone && !document.cookie.split("; ").includes("loci_tz=" + zone)) {
+  document.cookie = "loci_tz=" + zone + "; path=/ui; max-age=31536000; SameSite=Strict";
+}
