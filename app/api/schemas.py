@@ -189,9 +189,10 @@ class SearchRequest(_Strict):
         zone = self.zone()
         self.event_after, self.event_before = _aware(self.event_after, zone), _aware(self.event_before, zone)
         self.as_of, self.asked_at = _aware(self.as_of, zone), _aware(self.asked_at, zone)
-        for moment in (self.event_after, self.event_before, self.as_of, self.asked_at):
-            if moment is not None:
-                within_calendar(moment)  # a naive time read in the zone may fall off it
+        if self.timezone is not None:  # each field checked itself; a naive one read in the zone may fall off it
+            for moment in (self.event_after, self.event_before, self.as_of, self.asked_at):
+                if moment is not None:
+                    within_calendar(moment)
         if self.event_after is not None and self.event_before is not None and self.event_after >= self.event_before:
             raise ValueError("event_after must be earlier than event_before")
         return self
