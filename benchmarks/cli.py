@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|cpu|expansion|profile|jobs|scale|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|expansion|profile|jobs|uses|scale|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command but `expansion` (arithmetic in process) starts its own throwaway service (temporary
 embedded database, live uvicorn on loopback) and removes it afterwards. Run one at a time: they
@@ -134,6 +134,18 @@ def jobs_command(
     from benchmarks import jobs
 
     _emit("jobs", jobs.run(memories, per_user, users), False)
+
+
+@bench_app.command("uses")
+def uses_command(
+    memories: Annotated[int, typer.Option(help="Memories in the searched scope.")] = 4_000,
+    flushes: Annotated[int, typer.Option(help="Flushes of 200 counted hits between the two measures.")] = 130,
+    queries: Annotated[int, typer.Option(help="Distinct searches timed before and after.")] = 100,
+) -> None:
+    """What writing searches' use counts costs: log per flush, row versions left, searches before and after."""
+    from benchmarks import uses
+
+    _emit("uses", uses.run(memories, flushes, queries), False)
 
 
 @bench_app.command("scale")

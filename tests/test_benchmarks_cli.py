@@ -17,7 +17,19 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
     _mount_optional()
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "search", "concurrency", "memory", "cpu", "expansion", "profile", "jobs", "scale", "all"):
+    for command in (
+        "ingest",
+        "search",
+        "concurrency",
+        "memory",
+        "cpu",
+        "expansion",
+        "profile",
+        "jobs",
+        "uses",
+        "scale",
+        "all",
+    ):
         assert command in result.output
 
 
@@ -110,6 +122,15 @@ def test_jobs_benchmark_consolidates_then_forgets_the_aged_tenth() -> None:
     # Consolidated without keys (no LLM here): only where keys are searched is either user due again.
     due = result["finding_due_scopes"]
     assert (due["as configured"]["consolidate"], due["keys searched"]["consolidate"]) == (0, 2), due
+
+
+def test_uses_benchmark_writes_every_counted_hit_and_searches_before_and_after() -> None:
+    from benchmarks import uses
+
+    result = uses.run(memories=300, flushes=3, queries=5, settle_s=0)
+    assert result["uses_counted"] == 3 * uses.HITS_PER_FLUSH  # every hit of every flush, no more
+    assert result["wal_kb_per_flush"] > 0
+    assert all(result[when]["p50_ms"] > 0 for when in ("search_before", "search_after")), result
 
 
 def test_expansion_benchmark_compares_a_scope_with_the_whole_vocabulary() -> None:
