@@ -5,7 +5,7 @@ One throwaway service grows one user scope to each size; at each size the same d
 recall@10 compares each mode's final results with exact's. The last rows per size time searches that
 each follow a single write into the scope (pgvector, then FAISS), an agent's store-then-recall
 step: the in-process indexes are handed the write before the search, and then searches that each
-follow an edit (pgvector). After the largest
+follow an edit (pgvector, then FAISS). After the largest
 size, the scope is consolidated (`POST /v1/jobs/consolidate`: keys for every episode, a summary
 per session) and searched again, as a scope that the periodic sweep has reached is.
 """
@@ -33,6 +33,7 @@ MODES = ("exact", "pgvector", "faiss")
 AFTER_WRITE = "pgvector after a write"
 FAISS_AFTER_WRITE = "faiss after a write"
 AFTER_EDIT = "pgvector after an edit"
+FAISS_AFTER_EDIT = "faiss after an edit"
 # An edit rebuilds the scope's BM25 index on the next search (~0.2 s at 10k): fewer of them than
 # of the other rows keep the benchmark's time in bounds.
 EDITS = 50
@@ -113,9 +114,10 @@ def measure_scope(
     with dense_mode(runtime, "faiss", runtime.settings.faiss_ef_search):
         _timed_searches(client, warm, k)  # the index's first build
         wait_for_indexes(runtime)
-        faiss_after_write, _ = _searches_after_changes(client, measured, [], k)
+        faiss_after_write, faiss_after_edit = _searches_after_changes(client, measured, edit_questions, k)
     rows.append({"memories": size, "mode": FAISS_AFTER_WRITE, **latency_summary(faiss_after_write), "recall@10": None})
     rows.append({"memories": size, "mode": AFTER_EDIT, **latency_summary(after_edit), "recall@10": None})
+    rows.append({"memories": size, "mode": FAISS_AFTER_EDIT, **latency_summary(faiss_after_edit), "recall@10": None})
     return rows
 
 

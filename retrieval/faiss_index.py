@@ -11,11 +11,16 @@ app/vector_changes.py); rows only added elsewhere (in seq order or not: a row co
 late) are read after the stamp. Either way they join a tail searched exactly beside the index, and
 a long tail is folded into a copy of it (a copy, because queries may be searching the index
 meanwhile). At 10k, stamping, reading and copying after every write made the search that follows
-a write 40 ms p50 against 17 for a plain one; with the tail it is 17 (docs/performance.md). Any
-other change rebuilds the index.
+a write 40 ms p50 against 17 for a plain one; with the tail it is 17 (docs/performance.md).
+
+Edits and deletes do not rebuild the index either. A memory whose vector changed joins the tail
+with its new vector, and its old position is dead: searches skip it. A memory deleted, or whose
+vector is gone, leaves a dead position. A change that leaves the vector as it was (status,
+metadata, a consolidation mark) changes nothing here, since the database filters every proposal.
+Once dead positions pass MAX_DEAD_SHARE of the index, the scope is built anew.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property, partial
 from typing import Any
@@ -48,6 +53,8 @@ HNSW_EF_CONSTRUCTION = 80
 TAIL_ROWS = 1024
 # A filter that keeps fewer than this share of the FAISS order goes to pgvector instead of widening forever.
 MAX_FETCH_SHARE = 0.25
+# Positions left dead by edits and deletes, as a share of all, before the scope is built anew.
+MAX_DEAD_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -60,10 +67,24 @@ class _Built:
     max_seq: int = 0  # of the rows built from: later rows are appends
     max_updated: datetime | None = None
     tail: np.ndarray | None = None  # vectors added since the index was built, searched exactly
+    dead: frozenset[int] = frozenset()  # positions of a vector since replaced, or of a memory gone
 
     @cached_property
     def known(self) -> frozenset[Any]:
         return frozenset(self.ids)
+
+    @cached_property
+    def positions(self) -> dict[Any, int]:
+        """Each live memory's position (an edited memory's latest)."""
+        return {memory_id: p for p, memory_id in enumerate(self.ids) if p not in self.dead}
+
+    def vector(self, position: int) -> np.ndarray:
+        offset = len(self.ids) - (0 if self.tail is None else len(self.tail))
+        if position >= offset:
+            assert self.tail is not None
+            return self.tail[position - offset]
+        assert self.index is not None
+        return self.index.reconstruct(position)
 
     def search(self, qvec: np.ndarray, fetch: int, ef_search: int) -> list[Any]:
         """The ids of the `fetch` rows of the index and the tail nearest `qvec`, best first."""
@@ -74,12 +95,16 @@ class _Built:
                 scores, positions = self.index.search(qvec, fetch, params=params)
             else:
                 scores, positions = self.index.search(qvec, fetch)
-            found += [(float(s), self.ids[p]) for s, p in zip(scores[0], positions[0], strict=True) if p >= 0]
+            found += [
+                (float(s), self.ids[p])
+                for s, p in zip(scores[0], positions[0], strict=True)
+                if p >= 0 and p not in self.dead
+            ]
         if self.tail is not None:
             offset = len(self.ids) - len(self.tail)
             similarities = self.tail @ qvec[0]
             best = np.argsort(-similarities)[:fetch]
-            found += [(float(similarities[i]), self.ids[offset + i]) for i in best]
+            found += [(float(similarities[i]), self.ids[offset + i]) for i in best if offset + i not in self.dead]
             found.sort(key=lambda pair: -pair[0])
         return [memory_id for _, memory_id in found[:fetch]]
 
@@ -92,6 +117,27 @@ class _Rows:
     seqs: list[int]
     vectors: np.ndarray
     max_updated: datetime | None
+
+    def only(self, keep: list[int]) -> "_Rows":
+        return _Rows([self.ids[i] for i in keep], [self.seqs[i] for i in keep], self.vectors[keep], self.max_updated)
+
+    def plus(self, other: "_Rows") -> "_Rows":
+        if not other.ids:
+            return self
+        if not self.ids:
+            return other
+        latest = max(t for t in (self.max_updated, other.max_updated) if t is not None)
+        return _Rows(self.ids + other.ids, self.seqs + other.seqs, np.vstack([self.vectors, other.vectors]), latest)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """A scope's changes since an index was built: rows whose vectors join it (new memories and
+    edited ones) and the positions that no longer stand for their memory."""
+
+    rows: _Rows
+    dead: frozenset[int]
+    max_updated: datetime | None  # of every changed row read, those whose vector stayed as it was too
 
 
 def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, ids: list[Any] | None = None) -> _Rows:
@@ -111,22 +157,50 @@ def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, 
     return _Rows([r[0] for r in rows], [r[1] for r in rows], vectors, max(r[2] for r in rows))
 
 
-def _new_vectors(session: Session, key: ScopeKey, previous: _Built, count: int) -> _Rows | None:
-    """The embedded rows added since `previous` was built, or None when more than appends happened
-    (an edit, a delete: the scope is rebuilt). Rows embedded or committed out of seq order are
-    looked for among the scope's recent ids (scope_cache.lacking_ids) when the count says some are
-    missing."""
-    new = _load_vectors(session, key, after=previous)
-    if len(previous.ids) + len(new.ids) == count and all(seq > previous.max_seq for seq in new.seqs):
-        return new
-    if any(memory_id in previous.known for memory_id in new.ids):
+def _changes(session: Session, key: ScopeKey, previous: _Built, count: int) -> _Changes | None:
+    """What changed in the scope (of `count` embedded rows) since `previous` was built, or None when
+    the scope is better built anew: too many dead positions, or rows missing that cannot be found.
+
+    The rows added or edited since (by seq and updated_at) tell new memories and changed vectors.
+    When the count still disagrees, rows were deleted or committed out of seq order: the missing
+    ones are looked for among the scope's recent ids (scope_cache.lacking_ids) when only rows are
+    missing, else among all its ids (ids only, an index read: a rebuild reads every vector)."""
+    changed = _load_vectors(session, key, after=previous)
+    live = previous.positions
+    joining: list[int] = []
+    dead: set[int] = set()
+    for i, memory_id in enumerate(changed.ids):
+        position = live.get(memory_id)
+        if position is None:
+            joining.append(i)
+        elif not np.array_equal(previous.vector(position), changed.vectors[i]):
+            joining.append(i)
+            dead.add(position)
+    rows = changed.only(joining)
+    held = len(live) + len(rows.ids) - len(dead)
+    if held != count:
+        where, params = scope_sql(key, embedded_only=True)
+        joined = set(rows.ids)
+        known = {*live, *joined}
+        lacking = lacking_ids(session, where, params, known, held) if held < count else None
+        if lacking is None:
+            scope_ids = set(session.scalars(text(f"SELECT id FROM memories WHERE {where}"), params))
+            dead |= {p for memory_id, p in live.items() if memory_id not in scope_ids and memory_id not in joined}
+            lacking = [memory_id for memory_id in scope_ids if memory_id not in known]
+            held = len(scope_ids)
+        else:
+            held += len(lacking)
+        if len(lacking) > TAIL_ROWS:
+            return None
+        found = _load_vectors(session, key, ids=lacking) if lacking else changed.only([])
+        if len(found.ids) != len(lacking):
+            return None  # changed meanwhile: the next check sees it
+        rows = rows.plus(found)
+        if len(live) + len(rows.ids) - len(dead) != held:
+            return None
+    if len(previous.dead) + len(dead) > MAX_DEAD_SHARE * (len(previous.ids) + len(rows.ids)):
         return None
-    where, params = scope_sql(key, embedded_only=True)
-    lacking = lacking_ids(session, where, params, previous.known, len(previous.ids))
-    if lacking is None:
-        return None
-    new = _load_vectors(session, key, ids=lacking)
-    return new if len(new.ids) == len(lacking) else None
+    return _Changes(rows, frozenset(dead), changed.max_updated)
 
 
 class FaissIndexes:
@@ -223,33 +297,40 @@ class FaissIndexes:
         return self._extended(built, new), len(fresh)
 
     def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built:
-        """Add the rows written since `previous` to it when that is all that changed (the common
-        write-then-search step: reloading a 10k scope took ~110 ms); else build anew."""
+        """Bring `previous` up to date with the scope's changes where it can (reloading a 10k scope
+        took ~110 ms, a 100k HNSW graph tens of seconds of a core); else build anew."""
         if previous is not None:
-            new = _new_vectors(session, key, previous, stamp[0])
-            if new is not None:
-                return self._extended(previous, new) if new.ids else previous
+            changes = _changes(session, key, previous, stamp[0])
+            if changes is not None:
+                return self._extended(previous, changes.rows, changes.dead, changes.max_updated)
         rows = _load_vectors(session, key)
         if not rows.ids:
             return _Built(None, [])
         return self._build(rows.ids, rows.vectors, max(rows.seqs), rows.max_updated)
 
-    def _extended(self, built: _Built, new: _Rows) -> _Built:
-        """`built` with `new` rows in its tail, the tail folded into a copy of the index once longer
-        than TAIL_ROWS (or the whole built anew, when that takes a flat index past the HNSW threshold)."""
+    def _extended(
+        self, built: _Built, new: _Rows, dead: frozenset[int] = frozenset(), changed_at: datetime | None = None
+    ) -> _Built:
+        """`built` with `new` rows in its tail and `dead` positions more, the tail folded into a copy
+        of the index once longer than TAIL_ROWS (or the whole built anew without the dead positions,
+        when that takes a flat index past the HNSW threshold). `changed_at`: the latest change read."""
+        dead = built.dead | dead
+        max_updated = max((t for t in (built.max_updated, new.max_updated, changed_at) if t is not None), default=None)
+        if not new.ids:
+            return replace(built, dead=dead, max_updated=max_updated)
         tail = new.vectors if built.tail is None else np.vstack([built.tail, new.vectors])
         ids = built.ids + new.ids
         max_seq = max(built.max_seq, *new.seqs)
-        max_updated = max((t for t in (built.max_updated, new.max_updated) if t is not None), default=None)
         if len(tail) <= TAIL_ROWS:
-            return _Built(built.index, ids, max_seq, max_updated, tail)
+            return _Built(built.index, ids, max_seq, max_updated, tail, dead)
         index = built.index
         if index is not None and (isinstance(index, faiss.IndexHNSWFlat) or len(ids) < self._hnsw_threshold):
             index = faiss.clone_index(index)
             index.add(tail)
-            return _Built(index, ids, max_seq, max_updated)
+            return _Built(index, ids, max_seq, max_updated, dead=dead)
         vectors = tail if index is None else np.vstack([index.reconstruct_n(0, index.ntotal), tail])
-        return self._build(ids, vectors, max_seq, max_updated)
+        keep = [p for p in range(len(ids)) if p not in dead]
+        return self._build([ids[p] for p in keep], vectors[keep], max_seq, max_updated)
 
     def _build(self, ids: list[Any], vectors: np.ndarray, max_seq: int, max_updated: datetime | None) -> _Built:
         dim = vectors.shape[1]

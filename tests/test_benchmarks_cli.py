@@ -86,6 +86,7 @@ def test_search_benchmark_runs_end_to_end_and_ends_on_the_consolidated_scope() -
         search.AFTER_WRITE,
         search.FAISS_AFTER_WRITE,
         search.AFTER_EDIT,
+        search.FAISS_AFTER_EDIT,
     ]
     assert rows[-1]["mode"].startswith(f"{search.CONSOLIDATED} (0 keys, 2 summaries)")
     assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in rows)

@@ -252,6 +252,69 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
     assert [("seq >" in s, "= ANY(" in s) for s in loads] == [(True, False), (False, True)]
 
 
+def _built(indexes: FaissIndexes, tenant_id):  # type: ignore[no-untyped-def]
+    return indexes._cache._entries[(tenant_id, "u")].built
+
+
+def test_edits_and_deletes_leave_dead_positions_instead_of_reloading_the_scope(
+    runtime: Runtime, client: TestClient, flat: FaissIndexes
+) -> None:
+    """An edited vector joins the tail and its old position is skipped; a deleted memory's position
+    is skipped; a change that leaves the vector alone adds nothing. No step reads the whole scope,
+    and every search returns the exact top 10, until dead positions pass their share: then the
+    scope is built anew, without them."""
+    ids = _load(client, 100)
+    tenant_id = _tenant(runtime, client)
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+
+    def exact_without_reloading(question: str) -> list[str]:
+        with closing(_record_vector_reads(runtime)) as reads:
+            loads = next(reads)
+            found = _faiss_ids(runtime, flat, tenant_id, question, 10)
+        assert all("seq >" in s or "= ANY(" in s for s in loads), loads
+        assert found == _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10), question
+        return found
+
+    edit = {"content": "Zara keeps her passport in the blue folder."}
+    assert client.patch(f"/v1/memories/{ids[17]}", json=edit).status_code == 200
+    assert exact_without_reloading("where is Zara's passport")[0] == ids[17]
+    assert len(_built(flat, tenant_id).ids) == 101 and _built(flat, tenant_id).dead == {17}
+
+    for memory_id in ids[:6]:
+        assert client.delete(f"/v1/memories/{memory_id}", params={"hard": "true"}).status_code == 200
+    found = exact_without_reloading(conversation_texts(100, seed=3)[3])
+    assert not set(found) & set(ids[:6])
+    assert _built(flat, tenant_id).dead == {0, 1, 2, 3, 4, 5, 17}
+
+    assert client.patch(f"/v1/memories/{ids[40]}", json={"importance": 0.9}).status_code == 200
+    flat.changed()  # (not a vector write: a recheck would find it)
+    exact_without_reloading("what happened on the weekend")
+    assert len(_built(flat, tenant_id).ids) == 101 and len(_built(flat, tenant_id).dead) == 7
+
+    for memory_id in ids[6:20]:  # 21 of 101 positions dead: past MAX_DEAD_SHARE
+        client.delete(f"/v1/memories/{memory_id}", params={"hard": "true"})
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+    rebuilt = _built(flat, tenant_id)
+    assert rebuilt.dead == frozenset() and len(rebuilt.ids) == 80 and rebuilt.index.ntotal == 80
+
+
+def test_an_edit_in_an_hnsw_graph_joins_its_tail(runtime: Runtime, client: TestClient, hnsw: FaissIndexes) -> None:
+    """The old vector is read back from the graph to tell an edit from a change that kept it."""
+    ids = _load(client, 100)
+    tenant_id = _tenant(runtime, client)
+    _faiss_ids(runtime, hnsw, tenant_id, "warm the index", 10)
+    assert client.patch(f"/v1/memories/{ids[3]}", json={"importance": 0.8}).status_code == 200
+    edit = {"content": "Zara keeps her passport in the blue folder."}
+    assert client.patch(f"/v1/memories/{ids[17]}", json=edit).status_code == 200
+    hnsw.changed()
+    with closing(_record_vector_reads(runtime)) as reads:
+        loads = next(reads)
+        assert _faiss_ids(runtime, hnsw, tenant_id, "where is Zara's passport", 10)[0] == ids[17]
+    assert [("seq >" in s) for s in loads] == [True]
+    built = _built(hnsw, tenant_id)
+    assert isinstance(built.index, faiss.IndexHNSWFlat) and built.dead == {17} and len(built.ids) == 101
+
+
 def test_faiss_results_respect_type_metadata_and_status_filters(client: TestClient, flat: FaissIndexes) -> None:
     memories = [
         {"content": f"Trip note {i}: the hotel in Porto was lovely", "user_id": "u", "metadata": {"trip": i % 2}}
