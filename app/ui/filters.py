@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.schemas import MemoryOut, SearchRequest
 from app.services.browsing import BrowseFilters
+from app.ui.pages import zone_name
 from memory_types import MemoryType
 
 ScopeText = Annotated[str | None, Field(max_length=200)]
@@ -69,7 +70,7 @@ class Filters(BaseModel):
         """The API's search for the query text, its periods ("yesterday") in the viewer's zone; status and
         time are applied to its results (`keeps`)."""
         return SearchRequest(
-            timezone=getattr(zone, "key", None),
+            timezone=zone_name(zone),
             query=self.q or "",
             user_id=self.user_id,
             agent_id=self.agent_id,

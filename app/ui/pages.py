@@ -55,12 +55,21 @@ ZONE_COOKIE = "loci_tz"
 
 def viewer_zone(request: Request) -> tzinfo:
     """The zone pages show times and count days in: the browser's, once its script has said which;
-    UTC before that, or for a name that is not an IANA zone (a cookie is no request to refuse)."""
-    try:
-        name = known_zone(request.cookies.get(ZONE_COOKIE))
-    except ValueError:
-        return UTC
-    return UTC if name is None else ZoneInfo(name)
+    UTC before that, or for a name that is not an IANA zone (a cookie is no request to refuse).
+    Read once a request: its route and its template both ask."""
+    if not hasattr(request.state, "zone"):
+        try:
+            name = known_zone(request.cookies.get(ZONE_COOKIE))
+        except ValueError:
+            name = None
+        request.state.zone = UTC if name is None else ZoneInfo(name)
+    zone: tzinfo = request.state.zone
+    return zone
+
+
+def zone_name(zone: tzinfo) -> str | None:
+    """The IANA name of a zone `viewer_zone` gave; None for UTC without one."""
+    return getattr(zone, "key", None)
 
 
 @pass_context
@@ -70,7 +79,7 @@ def when(context: Context, value: datetime | None, clock_only: bool = False) -> 
         return ""
     zone = context.get("zone", UTC)
     local = value.astimezone(zone)
-    return local.strftime("%H:%M") if clock_only else f"{local:%Y-%m-%d %H:%M} {getattr(zone, 'key', 'UTC')}"
+    return local.strftime("%H:%M") if clock_only else f"{local:%Y-%m-%d %H:%M} {zone_name(zone) or 'UTC'}"
 
 
 def brief(value: Any, length: int = 120) -> str:
