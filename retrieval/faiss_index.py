@@ -314,7 +314,7 @@ class FaissIndexes:
         """`built` with `new` rows in its tail and `dead` positions more, the tail folded into a copy
         of the index once longer than TAIL_ROWS (or the whole built anew without the dead positions,
         when that takes a flat index past the HNSW threshold). `changed_at`: the latest change read."""
-        dead = built.dead | dead
+        dead = built.dead | dead if dead else built.dead  # (no copy on a plain append)
         max_updated = max((t for t in (built.max_updated, new.max_updated, changed_at) if t is not None), default=None)
         if not new.ids:
             return replace(built, dead=dead, max_updated=max_updated)
