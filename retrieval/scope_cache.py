@@ -159,6 +159,11 @@ class ScopeCache(Generic[Built]):
     builds its index anew, or updates `previous` in place of a rebuild where it can (the new stamp,
     whose first element is the scope's row count, comes along so it need not be counted again).
 
+    A stamp can miss an edit: `updated_at` is set before its transaction commits, so an edit that
+    commits after a later one leaves max(updated_at) as it was. With `refresh_on_change`, a change
+    this process reports (`changed()`, after the commit) refreshes the scope whatever its stamp,
+    for an index whose refresh reads back far enough to find such an edit (faiss_index.EDIT_MARGIN).
+
     Without `open_session` every check runs in the caller's session. With it, checks run in a
     background thread where the caller need not wait: when only other processes can have written,
     and always for a scope of more than `background_rows` memories, whose build takes seconds (30 s
@@ -174,8 +179,10 @@ class ScopeCache(Generic[Built]):
         recheck_seconds: float,
         open_session: OpenSession | None = None,
         background_rows: int = 100_000,
+        refresh_on_change: bool = False,
     ) -> None:
         self._stamp = stamp
+        self._refresh_on_change = refresh_on_change
         self._refresh = refresh
         self._max_scopes = max_scopes
         self._recheck = recheck_seconds
@@ -222,7 +229,7 @@ class ScopeCache(Generic[Built]):
                     if not entry.rechecking:
                         self._submit(key, entry, generation)
                 return entry.built
-            self._check(session, key, entry, stamp)
+            self._check(session, key, entry, stamp, forced=entry.generation < generation)
             entry.generation = generation
             return entry.built
 
@@ -279,14 +286,18 @@ class ScopeCache(Generic[Built]):
         entry.rechecking = True
         self._rechecks.submit(self._check_in_background, key, entry, generation)
 
-    def _check(self, session: Session, key: ScopeKey, entry: _Entry[Built], stamp: Stamp | None = None) -> None:
+    def _check(
+        self, session: Session, key: ScopeKey, entry: _Entry[Built], stamp: Stamp | None = None, forced: bool = False
+    ) -> None:
+        """Refresh the scope if its stamp changed, or (`forced`: this process changed memories since
+        the last check) always where `refresh_on_change` asks for it."""
         started = time.monotonic()
         if stamp is None:  # before loading: a write landing in between makes the next check refresh
             stamp = self._stamp(session, key)
         entry.rows = stamp[0]
         entry.recheck_after = max(self._recheck, (time.monotonic() - started) / STAMP_SHARE)
         first_build = entry.stamp is None  # (a scope too large to index has a stamp but nothing built)
-        if stamp != entry.stamp:
+        if stamp != entry.stamp or (forced and self._refresh_on_change):
             entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
             self.refreshes += 1
         entry.checked_at = time.monotonic()
@@ -299,7 +310,7 @@ class ScopeCache(Generic[Built]):
             with entry.lock:
                 if entry.stamp is None or entry.generation < generation or self._due(entry):
                     with self._open_session(key[0]) as session:
-                        self._check(session, key, entry)
+                        self._check(session, key, entry, forced=entry.generation < generation)
                     entry.generation = max(entry.generation, generation)
         except Exception as exc:  # the database may be away: the next due check tries again
             log.warning("scope check failed: %s", type(exc).__name__)

@@ -5,9 +5,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import faiss
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -25,7 +27,7 @@ from retrieval import SearchQuery, faiss_index
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
 from retrieval.scope_cache import InsertedRow, scope_stamp
-from tests.conftest import branches_run, threads_running
+from tests.conftest import LiveServer, branches_run, threads_running
 
 
 def _indexes(runtime: Runtime, hnsw_threshold: int) -> Iterator[FaissIndexes]:
@@ -238,7 +240,12 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
     with confined_session(runtime.sessions, tenant_id) as session:
         vector = runtime.embedder.embed([item.content])[0]
         session.execute(
-            text("UPDATE memories SET embedding = CAST(:v AS vector) WHERE id = :id"),
+            # Stored an hour ago, as far as the index's time watermark can tell (the worker leaves
+            # updated_at as it was): only its seq and the scope's count show it is missing.
+            text(
+                "UPDATE memories SET embedding = CAST(:v AS vector), updated_at = updated_at - interval '1 hour' "
+                "WHERE id = :id"
+            ),
             {"v": "[" + ",".join(map(str, vector.tolist())) + "]", "id": pending_id},
         )
         session.commit()
@@ -313,6 +320,80 @@ def test_an_edit_in_an_hnsw_graph_joins_its_tail(runtime: Runtime, client: TestC
     assert [("seq >" in s) for s in loads] == [True]
     built = _built(hnsw, tenant_id)
     assert isinstance(built.index, faiss.IndexHNSWFlat) and built.dead == {17} and len(built.ids) == 101
+
+
+def test_concurrent_edits_deletes_and_writes_leave_the_index_exact(
+    runtime: Runtime, client: TestClient, live_server: LiveServer, flat: FaissIndexes
+) -> None:
+    """Edits, deletes, writes and searches from four threads for a few seconds through a live
+    server: no request fails, and afterwards the index still gives the exact top 10."""
+    ids = _load(client, 100)
+    tenant_id = _tenant(runtime, client)
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+    headers = {"Authorization": f"Bearer {live_server.api_key}"}
+    stop, failures = threading.Event(), []
+    texts = conversation_texts(400, seed=47)
+
+    def run(step) -> None:  # type: ignore[no-untyped-def]
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+            number = 0
+            while not stop.is_set():
+                number += 1
+                response = step(http, number)
+                if response.status_code >= 300:
+                    failures.append((response.status_code, response.text))
+
+    def edit(http: httpx.Client, n: int) -> httpx.Response:
+        return http.patch(f"/v1/memories/{ids[n % 50]}", json={"content": f"{texts[n % 400]} (edit {n})"})
+
+    def delete(http: httpx.Client, n: int) -> httpx.Response:
+        time.sleep(0.05)
+        return http.delete(f"/v1/memories/{ids[50 + n % 50]}", params={"hard": "true"}) if n <= 50 else edit(http, n)
+
+    def write(http: httpx.Client, n: int) -> httpx.Response:
+        return http.post("/v1/memories", json={"content": f"{texts[(n * 7) % 400]} (write {n})", "user_id": "u"})
+
+    def search(http: httpx.Client, n: int) -> httpx.Response:
+        return http.post("/v1/search", json={"query": texts[(n * 13) % 400][:60], "user_id": "u", "k": 10})
+
+    threads = [threading.Thread(target=run, args=(step,)) for step in (edit, delete, write, search)]
+    for thread in threads:
+        thread.start()
+    time.sleep(4)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    flat.changed()
+    for question in queries(6, seed=48):
+        expected = _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
+        assert _faiss_ids(runtime, flat, tenant_id, question, 10) == expected, question
+
+
+def test_an_edit_that_commits_after_a_later_one_is_not_missed(
+    runtime: Runtime, client: TestClient, flat: FaissIndexes
+) -> None:
+    """`updated_at` is set before a transaction commits: an edit committing after a later edit has
+    been read falls below the index's watermark, and leaves the scope's stamp as it was. The index
+    still takes it: this process's change refreshes the scope, and the refresh reads back a margin."""
+    ids = _load(client, 100)  # more than a search's 42 proposals: a stale vector is not proposed
+    tenant_id = _tenant(runtime, client)
+    _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
+    texts = {ids[3]: "Zara keeps her passport in the blue folder.", ids[5]: "Omar waters the ferns on Sundays."}
+    vectors = {memory_id: runtime.embedder.embed([t])[0].tolist() for memory_id, t in texts.items()}
+    edit = text("UPDATE memories SET embedding = CAST(:v AS vector), updated_at = :at WHERE id = :id")
+    earlier = datetime.now(UTC)
+    with confined_session(runtime.sessions, tenant_id) as first:
+        first.execute(edit, {"v": str(vectors[ids[3]]), "at": earlier, "id": ids[3]})
+        with confined_session(runtime.sessions, tenant_id) as second:
+            second.execute(edit, {"v": str(vectors[ids[5]]), "at": earlier + timedelta(seconds=1), "id": ids[5]})
+            second.commit()
+        assert _faiss_ids(runtime, flat, tenant_id, "who waters the ferns", 10)[0] == ids[5]
+        first.commit()
+    question = "where is Zara's passport"
+    found = _faiss_ids(runtime, flat, tenant_id, question, 10)
+    assert found[0] == ids[3]
+    assert found == _brute_force(runtime, tenant_id, runtime.queries.embed(question), 10)
 
 
 def test_faiss_results_respect_type_metadata_and_status_filters(client: TestClient, flat: FaissIndexes) -> None:
