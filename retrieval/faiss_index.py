@@ -21,7 +21,7 @@ Once dead positions pass MAX_DEAD_SHARE of the index, the scope is built anew.
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property, partial
 from typing import Any
 
@@ -55,10 +55,6 @@ TAIL_ROWS = 1024
 MAX_FETCH_SHARE = 0.25
 # Positions left dead by edits and deletes, as a share of all, before the scope is built anew.
 MAX_DEAD_SHARE = 0.2
-# How far before the latest change read a refresh reads again: an edit's `updated_at` is set before its
-# transaction commits, so one committing after a later edit falls below that one's (seen in a test
-# of concurrent editors). A row read again with the vector the index holds costs only its reading.
-EDIT_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -145,12 +141,10 @@ class _Changes:
 
 
 def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, ids: list[Any] | None = None) -> _Rows:
-    """The scope's embedded rows; only those added or edited since `after` was built (and in the
-    EDIT_MARGIN before); only `ids`."""
+    """The scope's embedded rows; only those added or edited since `after` was built; only `ids`."""
     where, params = scope_sql(key, embedded_only=True)
     if after is not None:
-        since = None if after.max_updated is None else after.max_updated - EDIT_MARGIN
-        where += f" AND {changed_since(after.max_seq, since)}"
+        where += f" AND {changed_since(after.max_seq, after.max_updated)}"
     if ids is not None:
         where += " AND id = ANY(:ids)"
         params["ids"] = ids

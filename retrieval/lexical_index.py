@@ -367,6 +367,7 @@ class ScopeLexicon:
     event_months: _Column = field(default_factory=lambda: _Column(np.int8))
     tells_when: _Column = field(default_factory=lambda: _Column(bool))
     seqs: _Column = field(default_factory=lambda: _Column(np.int64))
+    updated: _Column = field(default_factory=lambda: _Column(np.float64))  # each row's updated_at, Unix seconds
     lengths: _Column = field(default_factory=lambda: _Column(np.float64))
     by_speaker_word: dict[str, _Column] = field(default_factory=dict)  # positions, ascending
     # term -> (positions, term frequencies): two columns, in a dict the refresh alone changes
@@ -433,6 +434,7 @@ class ScopeLexicon:
             self.event_months.pending.append(event_month(row.event_at))
             self.tells_when.pending.append(tells_when(row.content))
             self.seqs.pending.append(row.seq)
+            self.updated.pending.append(row.updated_at.timestamp())
             for word in name_words((row.attributes or {}).get("speaker")):
                 speakers = self.by_speaker_word.get(word)
                 if speakers is None:
@@ -442,6 +444,17 @@ class ScopeLexicon:
             self.max_seq = max(self.max_seq, row.seq)
             if self.max_updated is None or row.updated_at > self.max_updated:
                 self.max_updated = row.updated_at
+
+    def not_held(self, rows: list[Any]) -> list[Any]:
+        """The rows the lexicon does not hold as they are: new, or edited since (a refresh reads the
+        last few seconds' rows again, scope_cache.EDIT_MARGIN)."""
+        with self.lock:  # appends change both the positions and the times
+            updated = self.updated.array()
+            return [
+                row
+                for row in rows
+                if row.id not in self.position or updated[self.position[row.id]] != row.updated_at.timestamp()
+            ]
 
     @property
     def published(self) -> _Derived:
@@ -667,6 +680,7 @@ class LexicalIndexes:
             recheck_seconds,
             open_session,
             background_rows,
+            refresh_on_change=True,
         )
 
     @property
@@ -728,6 +742,8 @@ class LexicalIndexes:
             return None
         if previous is not None:
             rows = _new_rows(session, where, params, previous, count)
+            if rows == []:
+                return previous
             if rows is not None:
                 previous.add(rows)
                 self._learn(rows)
@@ -759,9 +775,8 @@ def _new_rows(
     or late, below the seq already read past, the scope's count and its most recent ids are read
     together and the rows the lexicon lacks are loaded by id."""
     since = changed_since(previous.max_seq, previous.max_updated)
-    rows = session.execute(
-        text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params
-    ).all()
+    read = session.execute(text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params)
+    rows = previous.not_held(read.all())
     edited = [row for row in rows if row.id in previous.position]
     if len(previous.superseded) + len(edited) > MAX_SUPERSEDED_SHARE * (len(previous.ids) + len(rows)):
         return None

@@ -22,7 +22,7 @@ from collections.abc import Callable, Container
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -62,6 +62,11 @@ Stamp = tuple[Any, ...]
 OpenSession = Callable[[Any], AbstractContextManager[Session]]
 """A session confined to the given tenant, for rechecks that run outside any request."""
 
+EDIT_MARGIN = timedelta(seconds=5)
+"""How far before the latest change an index has read its next refresh reads again. `updated_at` is
+set before its transaction commits, so an edit that commits after a later one has been read falls
+below that one's (two concurrent editors of a scope, in tests, made an index keep a stale text or
+vector until its next rebuild)."""
 RECENT_ROWS = 512  # a write that commits after more than this many later seqs costs its scope a rebuild
 STAMP_SHARE = 0.1  # of the wall time, at most, that the rechecks of one scope spend stamping it
 # Of the wall time, at most, that a large scope's background checks spend, refreshes included: writes
@@ -85,14 +90,15 @@ def scope_sql(key: ScopeKey, embedded_only: bool) -> tuple[str, dict[str, Any]]:
 
 def changed_since(max_seq: int, max_updated: datetime | None) -> str:
     """SQL condition for the rows added (seq) or edited (updated_at) after an index was built from
-    rows up to these, for an index to catch up by reading only those.
+    rows up to these, for an index to catch up by reading only those. Edits are read from
+    EDIT_MARGIN before `max_updated`: each index tells a row read again unchanged from an edit.
 
     The bounds are literals (an int and a timestamp the index read itself, never user input): a
     search transaction forces generic plans (app/db/tenancy.py), and the generic plan of
     `seq > $n OR updated_at > $m` expects a third of the scope and reads all of it (9 ms at 10k, on
     the first search after every write); a plan for the values reads the few new rows from two
     indexes (migration 0005)."""
-    updated = max_updated.isoformat() if max_updated is not None else "-infinity"
+    updated = (max_updated - EDIT_MARGIN).isoformat() if max_updated is not None else "-infinity"
     return f"(seq > {max_seq:d} OR updated_at > '{updated}'::timestamptz)"
 
 
@@ -162,7 +168,7 @@ class ScopeCache(Generic[Built]):
     A stamp can miss an edit: `updated_at` is set before its transaction commits, so an edit that
     commits after a later one leaves max(updated_at) as it was. With `refresh_on_change`, a change
     this process reports (`changed()`, after the commit) refreshes the scope whatever its stamp,
-    for an index whose refresh reads back far enough to find such an edit (faiss_index.EDIT_MARGIN).
+    whose refresh reads back far enough to find such an edit (EDIT_MARGIN).
 
     Without `open_session` every check runs in the caller's session. With it, checks run in a
     background thread where the caller need not wait: when only other processes can have written,

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import sessionmaker
 
 from app.api.schemas import MemoryCreate
@@ -23,6 +23,7 @@ from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
 from app.vector_changes import deliver_inserts
+from benchmarks.corpus import conversation_texts
 from retrieval import SearchQuery
 from retrieval.lexical_index import (
     SAMPLE_FOR_TOP,
@@ -156,6 +157,30 @@ def test_a_write_that_commits_late_is_appended_not_rebuilt(runtime: Runtime, cli
     assert found.top("content", 5) == [late_id]
     fresh = _scores(runtime, LexicalIndexes(0, 10_000, 4, 600), tenant_id, "harpsichord")
     assert sorted(map(str, found.ids)) == sorted(map(str, fresh.ids))
+
+
+def test_an_edit_that_commits_after_a_later_one_is_not_missed(runtime: Runtime, client: TestClient) -> None:
+    """`updated_at` is set before a transaction commits: an edit committing after a later edit has
+    been read falls below the index's watermark and leaves the scope's stamp as it was. The index
+    still takes it: this process's change refreshes the scope, and the refresh reads back a margin."""
+    texts = [f"{text_} ({number})" for number, text_ in enumerate(conversation_texts(60, seed=3))]
+    ids = client.post("/v1/memories", json={"memories": [{"content": t, "user_id": "late"} for t in texts]}).json()
+    ids = ids["ids"]
+    client.post("/v1/search", json={"query": "warm the index", "user_id": "late"})
+    tenant_id = _tenant(runtime, client)
+    edit = text("UPDATE memories SET content = :c, updated_at = :at WHERE id = :id")  # the vector left as it was
+    earlier = datetime.now(UTC)
+    with confined_session(runtime.sessions, tenant_id) as first:
+        first.execute(edit, {"c": "Zara keeps her passport in the cerulean folder.", "at": earlier, "id": ids[3]})
+        with confined_session(runtime.sessions, tenant_id) as second:
+            later = earlier + timedelta(seconds=1)
+            second.execute(edit, {"c": "Omar waters the ferns on Sundays.", "at": later, "id": ids[5]})
+            second.commit()
+        found = client.post("/v1/search", json={"query": "Omar ferns", "user_id": "late", "k": 1}).json()
+        assert found["results"][0]["id"] == ids[5]
+        first.commit()
+    found = client.post("/v1/search", json={"query": "Zara passport cerulean", "user_id": "late", "k": 1}).json()
+    assert found["results"][0]["id"] == ids[3] and found["results"][0]["scores"]["lexical"] > 0
 
 
 def test_search_never_returns_what_the_filter_excludes(runtime: Runtime, client: TestClient) -> None:
