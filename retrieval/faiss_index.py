@@ -224,7 +224,6 @@ class FaissIndexes:
             recheck_seconds,
             open_session,
             background_rows,
-            refresh_on_change=True,
         )
 
     @property

@@ -680,7 +680,6 @@ class LexicalIndexes:
             recheck_seconds,
             open_session,
             background_rows,
-            refresh_on_change=True,
         )
 
     @property

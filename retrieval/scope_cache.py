@@ -166,9 +166,9 @@ class ScopeCache(Generic[Built]):
     whose first element is the scope's row count, comes along so it need not be counted again).
 
     A stamp can miss an edit: `updated_at` is set before its transaction commits, so an edit that
-    commits after a later one leaves max(updated_at) as it was. With `refresh_on_change`, a change
-    this process reports (`changed()`, after the commit) refreshes the scope whatever its stamp,
-    whose refresh reads back far enough to find such an edit (EDIT_MARGIN).
+    commits after a later one leaves max(updated_at) as it was. So a change this process reports
+    (`changed()`, after its commit) refreshes the scope whatever its stamp, and a refresh reads back
+    EDIT_MARGIN (`changed_since`), far enough to find such an edit.
 
     Without `open_session` every check runs in the caller's session. With it, checks run in a
     background thread where the caller need not wait: when only other processes can have written,
@@ -185,10 +185,8 @@ class ScopeCache(Generic[Built]):
         recheck_seconds: float,
         open_session: OpenSession | None = None,
         background_rows: int = 100_000,
-        refresh_on_change: bool = False,
     ) -> None:
         self._stamp = stamp
-        self._refresh_on_change = refresh_on_change
         self._refresh = refresh
         self._max_scopes = max_scopes
         self._recheck = recheck_seconds
@@ -295,15 +293,15 @@ class ScopeCache(Generic[Built]):
     def _check(
         self, session: Session, key: ScopeKey, entry: _Entry[Built], stamp: Stamp | None = None, forced: bool = False
     ) -> None:
-        """Refresh the scope if its stamp changed, or (`forced`: this process changed memories since
-        the last check) always where `refresh_on_change` asks for it."""
+        """Refresh the scope if its stamp changed, or if `forced` (this process reported a change
+        since the scope's last check: see the class)."""
         started = time.monotonic()
         if stamp is None:  # before loading: a write landing in between makes the next check refresh
             stamp = self._stamp(session, key)
         entry.rows = stamp[0]
         entry.recheck_after = max(self._recheck, (time.monotonic() - started) / STAMP_SHARE)
         first_build = entry.stamp is None  # (a scope too large to index has a stamp but nothing built)
-        if stamp != entry.stamp or (forced and self._refresh_on_change):
+        if stamp != entry.stamp or forced:
             entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
             self.refreshes += 1
         entry.checked_at = time.monotonic()
