@@ -3,11 +3,12 @@
 Every search counts its hits as uses (access_count, last_accessed_at: forgetting reads them), and a
 thread writes the counts every second. One scope is loaded and vacuumed, then searched (distinct
 queries, through HTTP); then rounds of counted uses are written as that thread writes them (200
-random hits a flush), with autovacuum off on `memories`, as on a large table where it
-waits for a fifth of the rows to be dead; then the same searches run again (their query vectors embedded again). Reported: the
-write-ahead log a flush writes, the new row versions it leaves in `memories` (each one, when the
-page has no room for it, enters every index of the table, HNSW included, and every later scan
-visits it until a vacuum), and search latency and the pages of `memories` read before and after.
+random hits a flush), with autovacuum off on `memories`, as on a large table where it waits for a
+fifth of the rows to be dead; then the same searches run again (their query vectors embedded
+again). Reported: the write-ahead log a flush writes, the new row versions it leaves in `memories`
+(each one, when the page has no room for it, enters every index of the table, HNSW included, and
+every later scan visits it until a vacuum), and search latency and the pages of `memories` read
+before and after.
 """
 
 import random
