@@ -70,16 +70,17 @@ class _Built:
     dead: frozenset[int] = frozenset()  # positions of a vector since replaced, or of a memory gone
 
     @cached_property
-    def known(self) -> frozenset[Any]:
-        return frozenset(self.ids)
-
-    @cached_property
     def positions(self) -> dict[Any, int]:
         """Each live memory's position (an edited memory's latest)."""
         return {memory_id: p for p, memory_id in enumerate(self.ids) if p not in self.dead}
 
+    @property
+    def tail_start(self) -> int:
+        """The position of the tail's first row (the index holds those before it)."""
+        return len(self.ids) - (0 if self.tail is None else len(self.tail))
+
     def vector(self, position: int) -> np.ndarray:
-        offset = len(self.ids) - (0 if self.tail is None else len(self.tail))
+        offset = self.tail_start
         if position >= offset:
             assert self.tail is not None
             return self.tail[position - offset]
@@ -101,7 +102,7 @@ class _Built:
                 if p >= 0 and p not in self.dead
             ]
         if self.tail is not None:
-            offset = len(self.ids) - len(self.tail)
+            offset = self.tail_start
             similarities = self.tail @ qvec[0]
             best = np.argsort(-similarities)[:fetch]
             found += [(float(similarities[i]), self.ids[offset + i]) for i in best if offset + i not in self.dead]
@@ -116,17 +117,17 @@ class _Rows:
     ids: list[Any]
     seqs: list[int]
     vectors: np.ndarray
-    max_updated: datetime | None
+    max_updated: datetime | None  # the latest of the rows read, those `only` leaves out included
 
     def only(self, keep: list[int]) -> "_Rows":
         return _Rows([self.ids[i] for i in keep], [self.seqs[i] for i in keep], self.vectors[keep], self.max_updated)
 
     def plus(self, other: "_Rows") -> "_Rows":
+        latest = max((t for t in (self.max_updated, other.max_updated) if t is not None), default=None)
         if not other.ids:
-            return self
+            return replace(self, max_updated=latest)
         if not self.ids:
-            return other
-        latest = max(t for t in (self.max_updated, other.max_updated) if t is not None)
+            return replace(other, max_updated=latest)
         return _Rows(self.ids + other.ids, self.seqs + other.seqs, np.vstack([self.vectors, other.vectors]), latest)
 
 
@@ -137,7 +138,6 @@ class _Changes:
 
     rows: _Rows
     dead: frozenset[int]
-    max_updated: datetime | None  # of every changed row read, those whose vector stayed as it was too
 
 
 def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, ids: list[Any] | None = None) -> _Rows:
@@ -200,7 +200,7 @@ def _changes(session: Session, key: ScopeKey, previous: _Built, count: int) -> _
             return None
     if len(previous.dead) + len(dead) > MAX_DEAD_SHARE * (len(previous.ids) + len(rows.ids)):
         return None
-    return _Changes(rows, frozenset(dead), changed.max_updated)
+    return _Changes(rows, frozenset(dead))
 
 
 class FaissIndexes:
@@ -286,8 +286,8 @@ class FaissIndexes:
 
     def _append(self, rows: list[InsertedRow], built: _Built) -> tuple[_Built, int]:
         # A refresh may have read them already. Every row held has a seq up to max_seq, so only a row
-        # committed out of seq order needs the set of ids held (built once per build: O(scope)).
-        fresh = [row for row in rows if row.seq > built.max_seq or row.id not in built.known]
+        # committed out of seq order needs the ids held (mapped once per build: O(scope)).
+        fresh = [row for row in rows if row.seq > built.max_seq or row.id not in built.positions]
         if not fresh:
             return built, 0
         vectors = np.asarray(np.stack([np.asarray(row.embedding, dtype=np.float32) for row in fresh]))
@@ -302,20 +302,18 @@ class FaissIndexes:
         if previous is not None:
             changes = _changes(session, key, previous, stamp[0])
             if changes is not None:
-                return self._extended(previous, changes.rows, changes.dead, changes.max_updated)
+                return self._extended(previous, changes.rows, changes.dead)
         rows = _load_vectors(session, key)
         if not rows.ids:
             return _Built(None, [])
         return self._build(rows.ids, rows.vectors, max(rows.seqs), rows.max_updated)
 
-    def _extended(
-        self, built: _Built, new: _Rows, dead: frozenset[int] = frozenset(), changed_at: datetime | None = None
-    ) -> _Built:
+    def _extended(self, built: _Built, new: _Rows, dead: frozenset[int] = frozenset()) -> _Built:
         """`built` with `new` rows in its tail and `dead` positions more, the tail folded into a copy
         of the index once longer than TAIL_ROWS (or the whole built anew without the dead positions,
-        when that takes a flat index past the HNSW threshold). `changed_at`: the latest change read."""
+        when that takes a flat index past the HNSW threshold)."""
         dead = built.dead | dead if dead else built.dead  # (no copy on a plain append)
-        max_updated = max((t for t in (built.max_updated, new.max_updated, changed_at) if t is not None), default=None)
+        max_updated = max((t for t in (built.max_updated, new.max_updated) if t is not None), default=None)
         if not new.ids:
             return replace(built, dead=dead, max_updated=max_updated)
         tail = new.vectors if built.tail is None else np.vstack([built.tail, new.vectors])
