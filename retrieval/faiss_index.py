@@ -20,6 +20,7 @@ metadata, a consolidation mark) changes nothing here, since the database filters
 Once dead positions pass MAX_DEAD_SHARE of the index, the scope is built anew.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property, partial
@@ -230,9 +231,9 @@ class FaissIndexes:
     def rebuilds(self) -> int:
         return self._cache.refreshes
 
-    def changed(self) -> None:
-        """Some memory vectors changed in this process: every scope checks its stamp before its next use."""
-        self._cache.changed()
+    def changed(self, keys: Iterable[ScopeKey] | None = None) -> None:
+        """Memory vectors changed in the scopes `keys` (None: any): each is refreshed before its next use."""
+        self._cache.changed(keys)
 
     @property
     def busy(self) -> bool:

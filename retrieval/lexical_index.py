@@ -29,6 +29,7 @@ finds the common terms' scores gone. A term the previous snapshot kept is carrie
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -686,8 +687,9 @@ class LexicalIndexes:
     def refreshes(self) -> int:
         return self._cache.refreshes
 
-    def changed(self) -> None:
-        self._cache.changed()
+    def changed(self, keys: Iterable[ScopeKey] | None = None) -> None:
+        """Memories changed in the scopes `keys` (None: any): each is refreshed before its next use."""
+        self._cache.changed(keys)
 
     @property
     def busy(self) -> bool:

@@ -5,10 +5,11 @@ Each entry carries the stamp of the rows it was built from (an aggregate over th
 changed stamp means refresh. The stamp is not taken on every query, only when this process has
 written memories since the scope was last checked (`changed()`, wired to the engine by the app):
 then the query waits for it, so a process reads its own writes. An index that is handed the rows
-this process inserts (`hand_over`) needs no stamp for them. Writers in other processes are
-caught by a recheck every `recheck_seconds`, which the app runs off the request path (given
-`open_session`): the query that finds the scope due is served the index as it is, like the ones
-before it. The stamp still counts the scope's rows (~85 ms for a tenant of a million, from an
+this process inserts (`hand_over`) needs no stamp for them. Writes in other processes are
+reported as they commit too, scope by scope (`changed(keys)`, from app/memory_notices.py); where
+those reports cannot arrive, a recheck every `recheck_seconds` catches them, which the app runs
+off the request path (given `open_session`): the query that finds the scope due is served the
+index as it is, like the ones before it. The stamp still counts the scope's rows (~85 ms for a tenant of a million, from an
 index), so a scope is rechecked no more often than STAMP_SHARE of the time allows. A large scope is
 built and refreshed only off the request path (see ScopeCache). Least recently used scopes are
 dropped beyond `max_scopes`.
@@ -18,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -152,7 +153,8 @@ class _Entry(Generic[Built]):
     stamp: Stamp | None = None  # of the rows `built` was made from
     built: Built | None = None
     rows: int | None = None  # the scope's size at its last stamp
-    generation: int = -1
+    generation: int = -1  # of the cache, when this scope's last check began
+    changed: int = -1  # of the cache, when a change of this scope alone was last reported
     checked_at: float = 0.0
     recheck_after: float = 0.0
     settled_at: float = 0.0  # a large scope is not checked again in the background before this
@@ -166,9 +168,10 @@ class ScopeCache(Generic[Built]):
     whose first element is the scope's row count, comes along so it need not be counted again).
 
     A stamp can miss an edit: `updated_at` is set before its transaction commits, so an edit that
-    commits after a later one leaves max(updated_at) as it was. So a change this process reports
-    (`changed()`, after its commit) refreshes the scope whatever its stamp, and a refresh reads back
-    EDIT_MARGIN (`changed_since`), far enough to find such an edit.
+    commits after a later one leaves max(updated_at) as it was. So a reported change (`changed()`,
+    after its commit: this process's own, or another's heard by app/memory_notices.py) refreshes
+    the scope whatever its stamp, and a refresh reads back EDIT_MARGIN (`changed_since`), far enough
+    to find such an edit.
 
     Without `open_session` every check runs in the caller's session. With it, checks run in a
     background thread where the caller need not wait: when only other processes can have written,
@@ -196,12 +199,25 @@ class ScopeCache(Generic[Built]):
         self._entries: OrderedDict[ScopeKey, _Entry[Built]] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
+        self._all_changed = 0  # the generation of the last change reported for every scope
         self.refreshes = 0
 
-    def changed(self) -> None:
-        """Some memories changed in this process: every scope checks its stamp before its next use."""
+    def changed(self, keys: Iterable[ScopeKey] | None = None) -> None:
+        """Memories changed in the scopes `keys` (None: in any scope, as this process does not say
+        which): each of them is refreshed before its next use."""
         with self._lock:
             self._generation += 1
+            if keys is None:
+                self._all_changed = self._generation
+                return
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None:  # a scope not held is read afresh when first used
+                    entry.changed = self._generation
+
+    def _wanted(self, entry: _Entry[Built]) -> int:
+        """The generation the scope's last check must have begun at to include every reported change."""
+        return max(self._all_changed, entry.changed)
 
     def get(self, session: Session, key: ScopeKey) -> Built | None:
         with self._lock:
@@ -211,29 +227,29 @@ class ScopeCache(Generic[Built]):
                 while len(self._entries) > self._max_scopes:
                     self._entries.popitem(last=False)
             self._entries.move_to_end(key)
-            generation = self._generation
+            generation, wanted = self._generation, self._wanted(entry)
             if self._rechecks is not None and entry.rows is not None:
-                if entry.rows > self._background_rows or entry.generation == generation:
-                    if entry.rechecking or (entry.generation == generation and not self._due(entry)):
+                if entry.rows > self._background_rows or entry.generation >= wanted:
+                    if entry.rechecking or (entry.generation >= wanted and not self._due(entry)):
                         return entry.built
                     if entry.rows > self._background_rows and time.monotonic() < entry.settled_at:
                         return entry.built  # this process's writes too wait for the scope to settle
-                    self._submit(key, entry, generation)
+                    self._submit(key, entry)
                     return entry.built
         with entry.lock:
-            # A check made while this query waited covers it if it began at this query's
-            # generation or a later one: under a steady stream of writes the generation has moved
-            # on by then, and checking again would queue every search behind one more stamp.
-            if entry.generation >= generation and not self._due(entry):
+            # A check made while this query waited covers it if it began after the changes reported
+            # before this query: under a steady stream of writes the generation has moved on by
+            # then, and checking again would queue every search behind one more stamp.
+            if entry.generation >= wanted and not self._due(entry):
                 return entry.built
             stamp = self._stamp(session, key)
             entry.rows = stamp[0]
             if self._rechecks is not None and entry.rows > self._background_rows:  # first build, or grew past it
                 with self._lock:
                     if not entry.rechecking:
-                        self._submit(key, entry, generation)
+                        self._submit(key, entry)
                 return entry.built
-            self._check(session, key, entry, stamp, forced=entry.generation < generation)
+            self._check(session, key, entry, stamp, forced=entry.generation < wanted)
             entry.generation = generation
             return entry.built
 
@@ -284,11 +300,11 @@ class ScopeCache(Generic[Built]):
     def _due(self, entry: _Entry[Built]) -> bool:
         return time.monotonic() - entry.checked_at >= entry.recheck_after
 
-    def _submit(self, key: ScopeKey, entry: _Entry[Built], generation: int) -> None:
+    def _submit(self, key: ScopeKey, entry: _Entry[Built]) -> None:
         """Queue a background check of the scope (the caller holds self._lock)."""
         assert self._rechecks is not None
         entry.rechecking = True
-        self._rechecks.submit(self._check_in_background, key, entry, generation)
+        self._rechecks.submit(self._check_in_background, key, entry)
 
     def _check(
         self, session: Session, key: ScopeKey, entry: _Entry[Built], stamp: Stamp | None = None, forced: bool = False
@@ -308,13 +324,14 @@ class ScopeCache(Generic[Built]):
         if not first_build:  # the first build is a one-off: writes since then are caught up at once
             entry.settled_at = entry.checked_at + (entry.checked_at - started) * (1 / BACKGROUND_SHARE - 1)
 
-    def _check_in_background(self, key: ScopeKey, entry: _Entry[Built], generation: int) -> None:
+    def _check_in_background(self, key: ScopeKey, entry: _Entry[Built]) -> None:
         assert self._open_session is not None
         try:
             with entry.lock:
-                if entry.stamp is None or entry.generation < generation or self._due(entry):
+                generation, wanted = self._generation, self._wanted(entry)  # before the check's snapshot
+                if entry.stamp is None or entry.generation < wanted or self._due(entry):
                     with self._open_session(key[0]) as session:
-                        self._check(session, key, entry, forced=entry.generation < generation)
+                        self._check(session, key, entry, forced=entry.generation < wanted)
                     entry.generation = max(entry.generation, generation)
         except Exception as exc:  # the database may be away: the next due check tries again
             log.warning("scope check failed: %s", type(exc).__name__)

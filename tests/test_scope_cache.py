@@ -61,3 +61,34 @@ def test_a_large_scope_under_writes_is_refreshed_at_most_a_share_of_the_time(mon
         cache.get(None, key)  # type: ignore[arg-type]
         _settled(cache)
         assert cache.refreshes == 3
+
+
+def test_a_change_reported_for_some_scopes_refreshes_those_alone() -> None:
+    """Another process's notice names scopes: those are refreshed before their next use even though
+    their stamp is unchanged (a late edit leaves it so), and the others are left as they are."""
+    refreshed: list[ScopeKey] = []
+
+    def stamp(_session: Any, _key: ScopeKey) -> Stamp:
+        return (10, 1, None)  # never changes
+
+    def refresh(_session: Any, key: ScopeKey, _previous: str | None, _stamp: Stamp) -> str:
+        refreshed.append(key)
+        return "index"
+
+    cache: ScopeCache[str] = ScopeCache(stamp, refresh, 4, 600.0)  # checks run in the caller
+    one, other = ("tenant", "one"), ("tenant", "other")
+
+    def use_both() -> None:
+        for key in (one, other):
+            assert cache.get(None, key) == "index"  # type: ignore[arg-type]
+
+    use_both()
+    assert refreshed == [one, other]
+    cache.changed({one, ("tenant", "not held")})
+    use_both()
+    assert refreshed == [one, other, one]
+    use_both()
+    assert refreshed == [one, other, one], "a reported change is taken once"
+    cache.changed()
+    use_both()
+    assert refreshed == [one, other, one, one, other]
