@@ -21,6 +21,7 @@ from app.embedder import Embedder
 from app.jobs.access_counts import AccessCounts
 from app.jobs.embedding_worker import EmbeddingWorker
 from app.jobs.queue import JobQueue, libpq_url
+from app.memory_notices import MemoryNotices
 from app.metrics import Metrics
 from app.query_cache import QueryEmbeddings
 from app.services.key_cache import KeyCache
@@ -29,7 +30,7 @@ from app.settings import Settings
 from app.vector_changes import deliver_inserts, is_text_write, notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
 from retrieval.lexical_index import LexicalIndexes
-from retrieval.scope_cache import InsertedRow
+from retrieval.scope_cache import InsertedRow, ScopeKey
 from retrieval.term_expansion import ExpansionParams, WordVectors
 from retrieval.tokens import stem
 
@@ -50,11 +51,14 @@ class Runtime:
     dense_index: FaissIndexes | None = None
     lexical_index: LexicalIndexes | None = None
     embedding_worker: EmbeddingWorker | None = None
+    memory_notices: MemoryNotices | None = None
 
     def close(self) -> None:
         if self.embedding_worker is not None:
             self.embedding_worker.close()
         self.access_counts.close()
+        if self.memory_notices is not None:
+            self.memory_notices.close()
         for index in (self.lexical_index, self.dense_index):
             if index is not None:
                 index.close()
@@ -182,6 +186,13 @@ def _hand_over_inserts(runtime: Runtime, rows: list[InsertedRow]) -> None:
             index.appended(rows)
 
 
+def _changed_elsewhere(runtime: Runtime, scopes: set[ScopeKey] | None) -> None:
+    """Scopes another process's committed writes changed (None: any), to the in-process indexes."""
+    for index in (runtime.lexical_index, runtime.dense_index):
+        if index is not None:
+            index.changed(scopes)
+
+
 def _start_performance_parts(runtime: Runtime) -> None:
     """The in-process indexes (BM25 unless Postgres full text is chosen; FAISS when chosen) and the
     in-process embedding worker (when enabled)."""
@@ -216,5 +227,7 @@ def _start_performance_parts(runtime: Runtime) -> None:
         )
         notify_vector_changes(runtime.engine, runtime.dense_index.changed, receives_inserts=True)
     deliver_inserts(runtime.sessions, partial(_hand_over_inserts, runtime))
+    if runtime.lexical_index is not None or runtime.dense_index is not None:
+        runtime.memory_notices = MemoryNotices(runtime.engine, partial(_changed_elsewhere, runtime))
     if s.embedding_worker:
         runtime.embedding_worker = start_embedding_worker(runtime)

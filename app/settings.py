@@ -204,7 +204,10 @@ class Settings(BaseSettings):
     )
     lexical_max_scopes: int = Field(default=64, ge=1, description="BM25 scope indexes kept in memory.")
     lexical_recheck_seconds: float = Field(
-        default=2.0, ge=0, description="Staleness bound of BM25 indexes for writes made by other processes."
+        default=2.0,
+        ge=0,
+        description="Staleness bound of BM25 indexes for writes made by other processes where their change "
+        "notices do not arrive (app/memory_notices.py).",
     )
     dense_backend: Literal["pgvector", "faiss"] = Field(
         default="pgvector", description="Dense candidate generator: pgvector HNSW or an in-process FAISS index."
@@ -213,7 +216,10 @@ class Settings(BaseSettings):
     faiss_ef_search: int = 128
     faiss_max_scopes: int = Field(default=64, ge=1, description="FAISS indexes kept in memory (least recent go).")
     faiss_recheck_seconds: float = Field(
-        default=2.0, ge=0, description="Staleness bound for writes made by other processes (own writes: none)."
+        default=2.0,
+        ge=0,
+        description="Staleness bound of FAISS indexes for writes made by other processes where their change "
+        "notices do not arrive (own writes: none).",
     )
 
     db_pool_size: int = 10

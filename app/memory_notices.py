@@ -1,0 +1,100 @@
+"""Other processes' memory writes, heard as they commit, so that this process's in-process indexes
+(BM25, FAISS) refresh the scopes those writes changed before their next search.
+
+Migration 0008's trigger sends a notice on CHANNEL for each memory whose indexed columns change,
+naming its tenant and user; Postgres delivers a transaction's notices once it commits, in commit
+order. Before, the indexes found other processes' writes only by rechecking a scope's stamp every
+couple of seconds (`LOCI_LEXICAL_RECHECK_SECONDS`): a search on one replica right after a write
+through another could miss the new memory's words, and an edit that committed after a later one had
+been read never changed the stamp (its `updated_at` is the older), so an index kept the old text
+until the scope's next change. The recheck stays, as the backstop for notices lost while the
+listening connection is down (every scope is refreshed once it is back) and for setups where LISTEN
+cannot work (a connection pooler in transaction mode).
+
+This process's own notices are skipped by the name its engine gives its connections
+(app/db/engine.py): its writes reach its indexes directly (app/vector_changes.py).
+"""
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
+
+from sqlalchemy import Engine
+
+from retrieval.scope_cache import ScopeKey
+
+CHANNEL = "loci_memories"
+RETRY_SECONDS = 1.0  # between attempts to listen again while the database is away
+POLL_SECONDS = 0.5  # how long a wait for notices lasts before the thread looks at its stop flag
+
+log = logging.getLogger(__name__)
+
+
+def notice_scopes(payload: str, own_name: str) -> set[ScopeKey] | None:
+    """The scopes a notice says changed: its user's and its tenant's as a whole; an empty set for
+    this process's own notice; None (every scope) for a tenant without its user, or a payload that
+    is not the trigger's."""
+    try:
+        name, tenant, *user = json.loads(payload)
+        if name == own_name:
+            return set()
+        tenant_id = uuid.UUID(tenant)
+    except (ValueError, TypeError):
+        log.warning("memory notice not understood; refreshing every scope")
+        return None
+    if not user:
+        return None
+    return {(tenant_id, user[0]), (tenant_id, None)}
+
+
+class MemoryNotices:
+    """Listens on CHANNEL on a connection of its own, in a daemon thread, and reports the scopes each
+    other process's notice names to `on_change` (None: every scope)."""
+
+    def __init__(self, engine: Engine, on_change: Callable[[set[ScopeKey] | None], None]) -> None:
+        self._engine = engine
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self.heard = 0  # other processes' notices reported so far
+        self._thread = threading.Thread(target=self._run, name="loci-memory-notices", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=POLL_SECONDS + 5)
+
+    def _connect(self) -> Any:
+        """A psycopg connection made as the engine makes them (its URL, its name), kept out of the pool."""
+        pooled = self._engine.raw_connection()
+        connection = pooled.driver_connection  # (a detached one no longer says)
+        pooled.detach()
+        connection.rollback()
+        connection.autocommit = True
+        return connection
+
+    def _run(self) -> None:
+        away = False
+        while not self._stop.is_set():
+            try:
+                with closing(self._connect()) as connection:
+                    own_name = connection.execute("SELECT current_setting('application_name')").fetchone()[0]
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    if away:  # what was sent meanwhile is lost
+                        log.info("memory notices: listening again; refreshing every scope")
+                        self._on_change(None)
+                        away = False
+                    while not self._stop.is_set():
+                        for notice in connection.notifies(timeout=POLL_SECONDS):
+                            scopes = notice_scopes(notice.payload, own_name)
+                            if scopes != set():
+                                self._on_change(scopes)
+                                self.heard += 1
+            except Exception as exc:  # the database went away; its own check reports that
+                if not away:
+                    log.warning("memory notices: not listening (%s); retrying", type(exc).__name__)
+                away = True
+                self._stop.wait(RETRY_SECONDS)

@@ -1,0 +1,166 @@
+"""Writes made by other processes reach this process's in-process indexes when they commit (migration
+0008's notices, app/memory_notices.py). "Another process" here is a connection of an engine the
+service does not own, as a second replica, a separate worker or `loci import` would be."""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from app.memory_notices import CHANNEL, notice_scopes
+from app.runtime import Runtime
+from app.services.tenants import authenticate
+from benchmarks.corpus import conversation_texts
+
+EDIT = text("UPDATE memories SET content = :content, updated_at = :at WHERE id = :id")  # the vector left as it was
+
+
+@pytest.fixture()
+def elsewhere(runtime: Runtime) -> Iterator[Engine]:
+    """An engine of another process: same database, its own connections and name."""
+    engine = create_engine(runtime.engine.url, connect_args={"application_name": "another-process"})
+    yield engine
+    engine.dispose()
+
+
+def _notices(runtime: Runtime) -> int:
+    assert runtime.memory_notices is not None
+    return runtime.memory_notices.heard
+
+
+def _await_notices(runtime: Runtime, count: int, within_s: float = 10) -> None:
+    deadline = time.monotonic() + within_s
+    while _notices(runtime) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _memories(client: TestClient, user_id: str) -> list[str]:
+    texts = [f"{line} ({number})" for number, line in enumerate(conversation_texts(40, seed=5))]
+    response = client.post("/v1/memories", json={"memories": [{"content": t, "user_id": user_id} for t in texts]})
+    assert response.status_code == 201, response.text
+    client.post("/v1/search", json={"query": "warm the index", "user_id": user_id})  # the scope is held now
+    return response.json()["ids"]
+
+
+def _found(client: TestClient, query: str, user_id: str, memory_id: str) -> bool:
+    """The memory ranks first, with its words matched: the BM25 index holds its current text."""
+    top = client.post("/v1/search", json={"query": query, "user_id": user_id, "k": 1}).json()["results"][0]
+    return bool(top["id"] == memory_id and top["scores"]["lexical"] > 0)
+
+
+def _edit(connection: Connection, memory_id: str, content: str, at: datetime | None = None) -> None:
+    connection.execute(EDIT, {"content": content, "at": at or datetime.now(UTC), "id": memory_id})
+
+
+@contextmanager
+def _late_edit(
+    runtime: Runtime, client: TestClient, elsewhere: Engine, user_id: str, late_id: str, read_id: str
+) -> Iterator[tuple[Connection, Connection]]:
+    """Two transactions of another process: the first edits `late_id`, the second then edits
+    `read_id` with a later `updated_at` and commits, and a search reads it. Yields both; once the
+    first commits, the scope's stamp is as it was (its `updated_at` is the older)."""
+    heard = _notices(runtime)
+    earlier = datetime.now(UTC)
+    with elsewhere.connect() as first, elsewhere.connect() as second:
+        _edit(first, late_id, "Zara keeps her passport in the cerulean folder.", earlier)
+        _edit(second, read_id, "Omar waters the ferns on Sundays.", earlier + timedelta(seconds=1))
+        second.commit()
+        _await_notices(runtime, heard + 1)
+        assert _found(client, "Omar ferns", user_id, read_id)
+        yield first, second
+
+
+def test_an_edit_made_elsewhere_is_searched_at_once(runtime: Runtime, client: TestClient, elsewhere: Engine) -> None:
+    """The scope was checked a moment ago, so without the notice the index waits for its recheck
+    (LOCI_LEXICAL_RECHECK_SECONDS) and answers with the old text meanwhile."""
+    ids = _memories(client, "replica")
+    heard = _notices(runtime)
+    with elsewhere.begin() as connection:
+        _edit(connection, ids[3], "Zara keeps her passport in the cerulean folder.")
+    _await_notices(runtime, heard + 1)
+    assert _found(client, "Zara passport cerulean", "replica", ids[3])
+
+
+def test_an_edit_made_elsewhere_that_commits_late_is_not_missed(
+    runtime: Runtime, client: TestClient, elsewhere: Engine
+) -> None:
+    """No recheck can see the late edit (the stamp is unchanged); its notice does."""
+    ids = _memories(client, "late-elsewhere")
+    heard = _notices(runtime)
+    with _late_edit(runtime, client, elsewhere, "late-elsewhere", ids[3], ids[5]) as (first, _):
+        first.commit()
+    _await_notices(runtime, heard + 2)
+    assert _found(client, "Zara passport cerulean", "late-elsewhere", ids[3])
+
+
+def test_the_listener_comes_back_after_its_connection_is_cut(
+    runtime: Runtime, client: TestClient, elsewhere: Engine
+) -> None:
+    """A late edit that commits while the listener's connection is cut sends a notice nobody hears,
+    and leaves the stamp unchanged: the listener, once back, refreshes every scope. It then hears
+    later writes again."""
+    ids = _memories(client, "cut")
+    with _late_edit(runtime, client, elsewhere, "cut", ids[3], ids[5]) as (first, second):
+        cut = second.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :listen"),
+            {"listen": f"LISTEN {CHANNEL}"},
+        ).all()
+        second.commit()
+        assert cut == [(True,)]
+        first.commit()  # the listener waits RETRY_SECONDS before listening again
+    deadline = time.monotonic() + 15
+    while not _found(client, "Zara passport cerulean", "cut", ids[3]):
+        assert time.monotonic() < deadline, "the edit made while the listener was away never reached the index"
+        time.sleep(0.2)
+    heard = _notices(runtime)
+    with elsewhere.begin() as connection:
+        _edit(connection, ids[9], "Tomas repaints the lighthouse in spring.")
+    _await_notices(runtime, heard + 1)
+    assert _found(client, "Tomas lighthouse repaints", "cut", ids[9])
+
+
+def test_only_what_the_indexes_read_sends_a_notice(runtime: Runtime, client: TestClient, elsewhere: Engine) -> None:
+    """An insert, an edit and a hard delete each send one notice naming the writer, the memory's
+    tenant and its user; use counts (updated by every search) and soft deletes (the search's SQL
+    filters them) send none."""
+    with elsewhere.connect() as listener:
+        listener.execute(text(f"LISTEN {CHANNEL}"))
+        listener.commit()
+        [memory_id] = client.post("/v1/memories", json={"content": "a note", "user_id": "quiet"}).json()["ids"]
+        with elsewhere.begin() as writer:
+            writer.execute(
+                text("UPDATE memories SET access_count = access_count + 1 WHERE id = :id"), {"id": memory_id}
+            )
+            writer.execute(
+                text("UPDATE memories SET status = 'deleted', updated_at = now() WHERE id = :id"), {"id": memory_id}
+            )
+        with elsewhere.begin() as writer:
+            _edit(writer, memory_id, "an edited note")
+        with elsewhere.begin() as writer:
+            writer.execute(text("DELETE FROM memories WHERE id = :id"), {"id": memory_id})
+            writer.execute(text("SELECT pg_notify(:channel, 'end')"), {"channel": CHANNEL})
+        payloads = []
+        for notice in listener.connection.driver_connection.notifies(timeout=10):
+            if notice.payload == "end":
+                break
+            payloads.append(json.loads(notice.payload))
+    with runtime.sessions() as session:
+        tenant = str(authenticate(session, client.headers["Authorization"].split()[1]).tenant_id)
+    assert [payload[1:] for payload in payloads] == [[tenant, "quiet"]] * 3
+    assert payloads[0][0].startswith("loci-") and [payload[0] for payload in payloads[1:]] == ["another-process"] * 2
+
+
+def test_a_notice_names_its_scopes_unless_it_is_this_process_own() -> None:
+    tenant = uuid.uuid4()
+    assert notice_scopes(f'["them", "{tenant}", "ana"]', "us") == {(tenant, "ana"), (tenant, None)}
+    assert notice_scopes(f'["them", "{tenant}", null]', "us") == {(tenant, None)}
+    assert notice_scopes(f'["us", "{tenant}", "ana"]', "us") == set()
+    assert notice_scopes(f'["them", "{tenant}"]', "us") is None  # a user id too long to send: the whole tenant
+    assert notice_scopes("not json", "us") is None
+    assert notice_scopes('["them", "not a uuid", "ana"]', "us") is None
