@@ -13,6 +13,7 @@ memories are linked to related ones (A-MEM style) and near-identical procedures 
 import logging
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,27 +43,39 @@ RELATED_PER_MEMORY = 3
 PROCEDURE_MERGE_SIMILARITY = 0.92
 
 
+@dataclass
+class _Run:
+    """What the steps of one consolidation share: its scope, the LLM (when one is configured) and
+    the counts it reports."""
+
+    runtime: Runtime
+    tenant_id: uuid.UUID
+    scope: dict[str, Any]
+    llm: LLMClient | None
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
 def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_run: bool = False) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
+    """Consolidate the scope's new episodes (`dry_run` is the job runner's; consolidation has none)."""
     new_semantic: list[uuid.UUID] = []
     s = runtime.settings
     config = llm_config(s.llm_base_url, s.llm_model, s.llm_api_key, s.llm_timeout)
-    llm = LLMClient(config) if config else None
+    run = _Run(runtime, tenant_id, scope, LLMClient(config) if config else None)
     try:
-        for session_id in _session_ids(runtime, tenant_id, scope, Memory.consolidated_at.is_(None)):
+        for session_id in _session_ids(run, Memory.consolidated_at.is_(None)):
             with runtime.sessions.begin() as session:
-                new_semantic += _consolidate_session(runtime, llm, session, tenant_id, scope, session_id, counts)
+                new_semantic += _consolidate_session(run, session, session_id)
         if s.memory_keys_searched:
-            for session_id in _session_ids(runtime, tenant_id, scope, *unkeyed()):
+            for session_id in _session_ids(run, *unkeyed()):
                 with runtime.sessions.begin() as session:
-                    _key_session(runtime, llm, session, tenant_id, scope, session_id, counts)
+                    _key_session(run, session, session_id)
     finally:
-        if llm is not None:
-            llm.close()
+        if run.llm is not None:
+            run.llm.close()
     with runtime.sessions.begin() as session:
-        counts["links"] += _link_related(session, tenant_id, new_semantic)
-        counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
-    return dict(counts)
+        run.counts["links"] += _link_related(session, tenant_id, new_semantic)
+        run.counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
+    return dict(run.counts)
 
 
 def unkeyed() -> tuple[ColumnElement[bool], ...]:
@@ -72,16 +85,14 @@ def unkeyed() -> tuple[ColumnElement[bool], ...]:
     return Memory.consolidated_at.is_not(None), Memory.keyed_at.is_(None), ~has_keys
 
 
-def _session_ids(
-    runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], *conditions: ColumnElement[bool]
-) -> list[str | None]:
+def _session_ids(run: _Run, *conditions: ColumnElement[bool]) -> list[str | None]:
     """The sessions of the scope's active episodes that meet `conditions`."""
-    with runtime.sessions() as session:
+    with run.runtime.sessions() as session:
         return list(
             session.execute(
                 select(Memory.session_id)
                 .where(
-                    *scope_conditions(tenant_id, scope),
+                    *scope_conditions(run.tenant_id, run.scope),
                     Memory.type == MemoryType.episodic.value,
                     Memory.status == "active",
                     *conditions,
@@ -94,11 +105,7 @@ def _session_ids(
 
 
 def _lock_episodes(
-    session: Session,
-    tenant_id: uuid.UUID,
-    scope: dict[str, Any],
-    session_id: str | None,
-    *conditions: ColumnElement[bool],
+    run: _Run, session: Session, session_id: str | None, *conditions: ColumnElement[bool]
 ) -> list[Memory]:
     """The session's active episodes that meet `conditions`, locked, in the order they were written.
 
@@ -109,7 +116,7 @@ def _lock_episodes(
     locked = session.scalars(
         select(Memory)
         .where(
-            *scope_conditions(tenant_id, {**scope, "session_id": session_id}),
+            *scope_conditions(run.tenant_id, {**run.scope, "session_id": session_id}),
             Memory.session_id.is_not_distinct_from(session_id),
             Memory.type == MemoryType.episodic.value,
             Memory.status == "active",
@@ -175,24 +182,17 @@ def _keys(episode: Memory, facts: list[Fact]) -> list[tuple[uuid.UUID, str, str]
     return keys
 
 
-def _consolidate_session(
-    runtime: Runtime,
-    llm: LLMClient | None,
-    session: Session,
-    tenant_id: uuid.UUID,
-    scope: dict[str, Any],
-    session_id: str | None,
-    counts: dict[str, int],
-) -> list[uuid.UUID]:
-    episodes = _lock_episodes(session, tenant_id, scope, session_id, Memory.consolidated_at.is_(None))
+def _consolidate_session(run: _Run, session: Session, session_id: str | None) -> list[uuid.UUID]:
+    episodes = _lock_episodes(run, session, session_id, Memory.consolidated_at.is_(None))
     if not episodes:
         return []
+    runtime, tenant_id, counts = run.runtime, run.tenant_id, run.counts
     threshold = runtime.settings.near_duplicate_threshold
     created: list[uuid.UUID] = []
     fact_links: list[tuple[uuid.UUID, uuid.UUID, str, float]] = []
     key_texts: list[tuple[uuid.UUID, str, str]] = []
     with_keys = runtime.settings.memory_keys_searched
-    for episode, facts in zip(episodes, _facts(llm, episodes), strict=True):
+    for episode, facts in zip(episodes, _facts(run.llm, episodes), strict=True):
         if with_keys:
             key_texts += _keys(episode, facts)
         if facts:
@@ -223,7 +223,7 @@ def _consolidate_session(
             created += fact_ids
             counts["facts"] += len(fact_ids)
 
-    _write_keys(runtime, session, tenant_id, key_texts, counts)
+    _write_keys(run, session, key_texts)
 
     summary_id = _summarise(runtime, session, tenant_id, session_id, episodes)
     if summary_id is not None:
@@ -241,48 +241,34 @@ def _consolidate_session(
     return created
 
 
-def _key_session(
-    runtime: Runtime,
-    llm: LLMClient | None,
-    session: Session,
-    tenant_id: uuid.UUID,
-    scope: dict[str, Any],
-    session_id: str | None,
-    counts: dict[str, int],
-) -> None:
+def _key_session(run: _Run, session: Session, session_id: str | None) -> None:
     """Keys for a session's episodes consolidated while keys were off (an LLM configured since, or
     keys turned on). Only keys: the facts found now are not stored as memories again, since the
     episodes' first consolidation stored its own."""
-    episodes = _lock_episodes(session, tenant_id, scope, session_id, *unkeyed())
+    episodes = _lock_episodes(run, session, session_id, *unkeyed())
     if not episodes:
         return
-    key_texts = [key for e, facts in zip(episodes, _facts(llm, episodes), strict=True) for key in _keys(e, facts)]
-    _write_keys(runtime, session, tenant_id, key_texts, counts)
+    key_texts = [key for e, facts in zip(episodes, _facts(run.llm, episodes), strict=True) for key in _keys(e, facts)]
+    _write_keys(run, session, key_texts)
     now = datetime.now(UTC)
     session.execute(update(Memory).where(Memory.id.in_([e.id for e in episodes])).values(keyed_at=now))
-    counts["episodes_keyed"] += len(episodes)
+    run.counts["episodes_keyed"] += len(episodes)
 
 
-def _write_keys(
-    runtime: Runtime,
-    session: Session,
-    tenant_id: uuid.UUID,
-    key_texts: list[tuple[uuid.UUID, str, str]],
-    counts: dict[str, int],
-) -> None:
+def _write_keys(run: _Run, session: Session, key_texts: list[tuple[uuid.UUID, str, str]]) -> None:
     """Embed and insert (memory id, kind, text) keys, counted as `keys` (absent from a job's counts
     when none are written)."""
     if not key_texts:
         return
-    vectors = runtime.embedder.embed([t for _, _, t in key_texts])
+    vectors = run.runtime.embedder.embed([t for _, _, t in key_texts])
     session.execute(
         insert(MemoryKey),
         [
-            {"id": uuid.uuid4(), "tenant_id": tenant_id, "memory_id": mid, "kind": kind, "text": t, "embedding": v}
+            {"id": uuid.uuid4(), "tenant_id": run.tenant_id, "memory_id": mid, "kind": kind, "text": t, "embedding": v}
             for (mid, kind, t), v in zip(key_texts, vectors, strict=True)
         ],
     )
-    counts["keys"] += len(key_texts)
+    run.counts["keys"] += len(key_texts)
 
 
 def _session_sentences(runtime: Runtime, episodes: list[Memory]) -> tuple[list[str], np.ndarray]:
