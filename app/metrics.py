@@ -38,13 +38,15 @@ _MEMORIES = text(
     "FROM memories GROUP BY type, status"
 )
 _QUEUE = text("SELECT task_name, status::text, count(*) FROM procrastinate_jobs GROUP BY task_name, status")
+_NOTICES = text("SELECT pg_notification_queue_usage()")
 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _JOB_BUCKETS = (0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
 class DatabaseGauges(Collector):
-    """Memories per type and status, pending embeddings and queue jobs, counted when scraped.
+    """Memories per type and status, pending embeddings, queue jobs and the server's notice queue,
+    read when scraped.
 
     Counting scans `memories` (~27 ms per 10k rows here, docs/scaling.md); `min_interval_s` lets a
     large database be counted at most that often per process, scrapes in between getting the last
@@ -71,6 +73,7 @@ class DatabaseGauges(Collector):
                 session.execute(_BOUND_SCRAPE, {"ms": str(SCRAPE_STATEMENT_TIMEOUT_MS)})
                 memories = session.execute(_MEMORIES).all()
                 queue = session.execute(_QUEUE).all()
+                notices = session.execute(_NOTICES).scalar_one()
                 session.rollback()
         except SQLAlchemyError as exc:
             log.warning("metrics scrape could not read the database: %s", type(exc).__name__)
@@ -96,6 +99,12 @@ class DatabaseGauges(Collector):
         for task, status, count in queue:
             jobs.add_metric([task, status], count)
         yield jobs
+        yield GaugeMetricFamily(
+            "loci_notification_queue_usage",
+            "Share of Postgres's notice queue in use (0-1). It grows while a listener does not read;"
+            " once full, writes that notify (memories, migration 0008) fail.",
+            value=notices,
+        )
 
 
 class Metrics:

@@ -12,7 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from app.db.engine import make_sessionmaker
 from app.jobs.embedding_worker import embed_pending
@@ -221,3 +221,21 @@ def test_worker_serves_metrics_on_its_own_port(runtime: Runtime) -> None:
         server.server_close()
     assert value(samples, "loci_database_up") == 1
     assert ("loci_pending_embeddings", frozenset()) in samples
+
+
+def test_a_listener_that_does_not_read_shows_in_the_notice_queue_gauge(runtime: Runtime, client: TestClient) -> None:
+    """Postgres keeps every notice until the slowest listener has read it; writes of memories notify
+    (migration 0008) and fail once the queue is full, so operators need to see it grow."""
+    before = value(scrape(client), "loci_notification_queue_usage")
+    engine = create_engine(runtime.engine.url)
+    try:
+        with engine.connect() as stalled, engine.connect() as sender:
+            stalled.execute(text("LISTEN loci_test_backlog"))
+            stalled.commit()
+            for number in range(500):  # ~4 MB: 500 of the queue's 8 KB pages (1,048,576 of them by default)
+                payload = f"{number:06d}" * 1300
+                sender.execute(text("SELECT pg_notify('loci_test_backlog', :payload)"), {"payload": payload})
+                sender.commit()
+            assert value(scrape(client), "loci_notification_queue_usage") > before + 300 / 1_048_576
+    finally:
+        engine.dispose()
