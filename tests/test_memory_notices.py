@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -17,6 +18,7 @@ from app.memory_notices import CHANNEL, notice_scopes
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from benchmarks.corpus import conversation_texts
+from tests.conftest import ServiceLauncher
 
 EDIT = text("UPDATE memories SET content = :content, updated_at = :at WHERE id = :id")  # the vector left as it was
 
@@ -123,6 +125,33 @@ def test_the_listener_comes_back_after_its_connection_is_cut(
         _edit(connection, ids[9], "Tomas repaints the lighthouse in spring.")
     _await_notices(runtime, heard + 1)
     assert _found(client, "Tomas lighthouse repaints", "cut", ids[9])
+
+
+def test_a_second_service_process_writes_and_this_one_searches_it_at_once(
+    runtime: Runtime, client: TestClient, api_key: str, service_launcher: ServiceLauncher
+) -> None:
+    """Two replicas of the service on one database: a memory edited and one written through the
+    other process are searched here with their words, without waiting for the recheck."""
+    ids = _memories(client, "replicas")
+    env = service_launcher.env(
+        service_launcher.home(), LOCI_DATABASE_URL=runtime.engine.url.render_as_string(hide_password=False)
+    )
+    other = service_launcher.start(env)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=other.url, headers=headers, timeout=30) as replica:
+        client.post("/v1/search", json={"query": "check the scope now", "user_id": "replicas"})
+        heard = _notices(runtime)
+        edited = replica.patch(
+            f"/v1/memories/{ids[3]}", json={"content": "Zara keeps her passport in a cerulean folder."}
+        )
+        assert edited.status_code == 200, edited.text
+        written = replica.post(
+            "/v1/memories", json={"content": "Omar waters the ferns on Sundays.", "user_id": "replicas"}
+        )
+        assert written.status_code == 201, written.text
+    _await_notices(runtime, heard + 2)
+    assert _found(client, "Zara passport cerulean", "replicas", ids[3])
+    assert _found(client, "Omar ferns Sundays", "replicas", written.json()["ids"][0])
 
 
 def test_only_what_the_indexes_read_sends_a_notice(runtime: Runtime, client: TestClient, elsewhere: Engine) -> None:
