@@ -1,9 +1,10 @@
 """Other processes' memory writes, heard as they commit, so that this process's in-process indexes
-(BM25, FAISS) refresh the scopes those writes changed before their next search.
+(BM25, FAISS) refresh the scopes those writes changed before their next search, and its embedding
+worker starts on memories written without their vector at once instead of at its next poll.
 
 Migration 0008's trigger sends a notice on CHANNEL for each memory whose indexed columns change,
-naming its tenant and user; Postgres delivers a transaction's notices once it commits, in commit
-order. Before, the indexes found other processes' writes only by rechecking a scope's stamp every
+naming its tenant and user and whether it waits for its vector; Postgres delivers a transaction's
+notices once it commits, in commit order. Before, the indexes found other processes' writes only by rechecking a scope's stamp every
 couple of seconds (`LOCI_LEXICAL_RECHECK_SECONDS`): a search on one replica right after a write
 through another could miss the new memory's words, and an edit that committed after a later one had
 been read never changed the stamp (its `updated_at` is the older), so an index kept the old text
@@ -21,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -34,30 +36,42 @@ POLL_SECONDS = 0.5  # how long a wait for notices lasts before the thread looks 
 log = logging.getLogger(__name__)
 
 
-def notice_scopes(payload: str, own_name: str) -> set[ScopeKey] | None:
-    """The scopes a notice says changed: its user's and its tenant's as a whole; an empty set for
-    this process's own notice; None (every scope) for a tenant without its user, or a payload that
-    is not the trigger's."""
+@dataclass(frozen=True)
+class Notice:
+    """What another process changed: the scopes (its memory's user's and its tenant's as a whole;
+    None: every scope) and whether a memory now waits for its vector."""
+
+    scopes: set[ScopeKey] | None
+    pending: bool
+
+
+EVERYTHING = Notice(None, pending=True)
+"""What to assume after notices may have been missed: any scope changed, any memory may wait."""
+
+
+def read_notice(payload: str, own_name: str) -> Notice | None:
+    """The notice the trigger sent, or None for this process's own. A payload that is not the
+    trigger's is taken as EVERYTHING."""
     try:
-        name, tenant, *user = json.loads(payload)
-        if name == own_name:
-            return set()
-        tenant_id = uuid.UUID(tenant)
-    except (ValueError, TypeError):
+        notice = json.loads(payload)
+        if notice["by"] == own_name:
+            return None
+        tenant_id, pending = uuid.UUID(notice["tenant"]), bool(notice["pending"])
+    except (ValueError, TypeError, KeyError):
         log.warning("memory notice not understood; refreshing every scope")
-        return None
-    if not user:
-        return None
-    return {(tenant_id, user[0]), (tenant_id, None)}
+        return EVERYTHING
+    if "user" not in notice:  # a user id too long to send: every scope of the tenant
+        return Notice(None, pending)
+    return Notice({(tenant_id, notice["user"]), (tenant_id, None)}, pending)
 
 
 class MemoryNotices:
-    """Listens on CHANNEL on a connection of its own, in a daemon thread, and reports the scopes each
-    other process's notice names to `on_change` (None: every scope)."""
+    """Listens on CHANNEL on a connection of its own, in a daemon thread, and gives each other
+    process's notice to `on_notice`."""
 
-    def __init__(self, engine: Engine, on_change: Callable[[set[ScopeKey] | None], None]) -> None:
+    def __init__(self, engine: Engine, on_notice: Callable[[Notice], None]) -> None:
         self._engine = engine
-        self._on_change = on_change
+        self._on_notice = on_notice
         self._stop = threading.Event()
         self.heard = 0  # other processes' notices reported so far
         self._thread = threading.Thread(target=self._run, name="loci-memory-notices", daemon=True)
@@ -85,13 +99,13 @@ class MemoryNotices:
                     connection.execute(f"LISTEN {CHANNEL}")
                     if away:  # what was sent meanwhile is lost
                         log.info("memory notices: listening again; refreshing every scope")
-                        self._on_change(None)
+                        self._on_notice(EVERYTHING)
                         away = False
                     while not self._stop.is_set():
-                        for notice in connection.notifies(timeout=POLL_SECONDS):
-                            scopes = notice_scopes(notice.payload, own_name)
-                            if scopes != set():
-                                self._on_change(scopes)
+                        for sent in connection.notifies(timeout=POLL_SECONDS):
+                            notice = read_notice(sent.payload, own_name)
+                            if notice is not None:
+                                self._on_notice(notice)
                                 self.heard += 1
             except Exception as exc:  # the database went away; its own check reports that
                 if not away:

@@ -21,7 +21,7 @@ from app.embedder import Embedder
 from app.jobs.access_counts import AccessCounts
 from app.jobs.embedding_worker import EmbeddingWorker
 from app.jobs.queue import JobQueue, libpq_url
-from app.memory_notices import MemoryNotices
+from app.memory_notices import MemoryNotices, Notice
 from app.metrics import Metrics
 from app.query_cache import QueryEmbeddings
 from app.services.key_cache import KeyCache
@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.vector_changes import deliver_inserts, is_text_write, notify_vector_changes
 from retrieval.faiss_index import FaissIndexes
 from retrieval.lexical_index import LexicalIndexes
-from retrieval.scope_cache import InsertedRow, ScopeKey
+from retrieval.scope_cache import InsertedRow
 from retrieval.term_expansion import ExpansionParams, WordVectors
 from retrieval.tokens import stem
 
@@ -186,11 +186,14 @@ def _hand_over_inserts(runtime: Runtime, rows: list[InsertedRow]) -> None:
             index.appended(rows)
 
 
-def _changed_elsewhere(runtime: Runtime, scopes: set[ScopeKey] | None) -> None:
-    """Scopes another process's committed writes changed (None: any), to the in-process indexes."""
+def _changed_elsewhere(runtime: Runtime, notice: Notice) -> None:
+    """Another process's committed write: the scopes it changed to the in-process indexes, and a
+    memory left waiting for its vector to the embedding worker."""
     for index in (runtime.lexical_index, runtime.dense_index):
         if index is not None:
-            index.changed(scopes)
+            index.changed(notice.scopes)
+    if notice.pending and runtime.embedding_worker is not None:
+        runtime.embedding_worker.notify()
 
 
 def _start_performance_parts(runtime: Runtime) -> None:
@@ -227,7 +230,7 @@ def _start_performance_parts(runtime: Runtime) -> None:
         )
         notify_vector_changes(runtime.engine, runtime.dense_index.changed, receives_inserts=True)
     deliver_inserts(runtime.sessions, partial(_hand_over_inserts, runtime))
-    if runtime.lexical_index is not None or runtime.dense_index is not None:
-        runtime.memory_notices = MemoryNotices(runtime.engine, partial(_changed_elsewhere, runtime))
     if s.embedding_worker:
         runtime.embedding_worker = start_embedding_worker(runtime)
+    if any(part is not None for part in (runtime.lexical_index, runtime.dense_index, runtime.embedding_worker)):
+        runtime.memory_notices = MemoryNotices(runtime.engine, partial(_changed_elsewhere, runtime))

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from app.memory_notices import CHANNEL, notice_scopes
+from app.jobs.embedding_worker import EmbeddingWorker
+from app.memory_notices import CHANNEL, EVERYTHING, Notice, read_notice
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from benchmarks.corpus import conversation_texts
@@ -175,21 +176,47 @@ def test_only_what_the_indexes_read_sends_a_notice(runtime: Runtime, client: Tes
             writer.execute(text("DELETE FROM memories WHERE id = :id"), {"id": memory_id})
             writer.execute(text("SELECT pg_notify(:channel, 'end')"), {"channel": CHANNEL})
         payloads = []
-        for notice in listener.connection.driver_connection.notifies(timeout=10):
-            if notice.payload == "end":
+        for sent in listener.connection.driver_connection.notifies(timeout=10):
+            if sent.payload == "end":
                 break
-            payloads.append(json.loads(notice.payload))
+            payloads.append(json.loads(sent.payload))
     with runtime.sessions() as session:
         tenant = str(authenticate(session, client.headers["Authorization"].split()[1]).tenant_id)
-    assert [payload[1:] for payload in payloads] == [[tenant, "quiet"]] * 3
-    assert payloads[0][0].startswith("loci-") and [payload[0] for payload in payloads[1:]] == ["another-process"] * 2
+    writers = [payload.pop("by") for payload in payloads]
+    assert payloads == [{"tenant": tenant, "user": "quiet", "pending": False}] * 3
+    assert writers[0].startswith("loci-") and writers[1:] == ["another-process"] * 2
+
+
+def test_a_memory_left_without_its_vector_elsewhere_wakes_the_embedding_worker(
+    runtime: Runtime, client: TestClient, elsewhere: Engine, paused_worker: None
+) -> None:
+    """As with `loci worker --embeddings` beside the API: the worker starts on a memory another
+    process wrote without its vector at once, not at its next poll (an hour here)."""
+    [memory_id] = client.post("/v1/memories", json={"content": "Pia grows chillies", "user_id": "p"}).json()["ids"]
+    worker = EmbeddingWorker(runtime.sessions, runtime.embedder, batch=256, poll_seconds=3600)
+    runtime.embedding_worker = worker
+    worker.start()
+    try:
+        time.sleep(0.5)  # its first look for pending rows is done: it waits for its poll or a wake
+        with elsewhere.begin() as connection:
+            connection.execute(text("UPDATE memories SET embedding = NULL WHERE id = :id"), {"id": memory_id})
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/memories/{memory_id}").json()["embedding_status"] == "pending":
+            assert time.monotonic() < deadline, "the memory written elsewhere was not embedded"
+            time.sleep(0.05)
+    finally:
+        worker.close()
+        runtime.embedding_worker = None
 
 
 def test_a_notice_names_its_scopes_unless_it_is_this_process_own() -> None:
     tenant = uuid.uuid4()
-    assert notice_scopes(f'["them", "{tenant}", "ana"]', "us") == {(tenant, "ana"), (tenant, None)}
-    assert notice_scopes(f'["them", "{tenant}", null]', "us") == {(tenant, None)}
-    assert notice_scopes(f'["us", "{tenant}", "ana"]', "us") == set()
-    assert notice_scopes(f'["them", "{tenant}"]', "us") is None  # a user id too long to send: the whole tenant
-    assert notice_scopes("not json", "us") is None
-    assert notice_scopes('["them", "not a uuid", "ana"]', "us") is None
+    sent = {"by": "them", "tenant": str(tenant), "user": "ana", "pending": False}
+    assert read_notice(json.dumps(sent), "us") == Notice({(tenant, "ana"), (tenant, None)}, pending=False)
+    assert read_notice(json.dumps({**sent, "user": None, "pending": True}), "us") == Notice({(tenant, None)}, True)
+    assert read_notice(json.dumps({**sent, "by": "us"}), "us") is None
+    too_long = {key: value for key, value in sent.items() if key != "user"}  # the trigger leaves it out
+    assert read_notice(json.dumps(too_long), "us") == Notice(None, pending=False)
+    assert read_notice("not json", "us") == EVERYTHING
+    assert read_notice(json.dumps({**sent, "tenant": "not a uuid"}), "us") == EVERYTHING
+    assert read_notice(json.dumps({"by": "them"}), "us") == EVERYTHING
