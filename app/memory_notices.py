@@ -4,13 +4,13 @@ worker starts on memories written without their vector at once instead of at its
 
 Migration 0008's trigger sends a notice on CHANNEL for each memory whose indexed columns change,
 naming its tenant and user and whether it waits for its vector; Postgres delivers a transaction's
-notices once it commits, in commit order. Before, the indexes found other processes' writes only by rechecking a scope's stamp every
-couple of seconds (`LOCI_LEXICAL_RECHECK_SECONDS`): a search on one replica right after a write
-through another could miss the new memory's words, and an edit that committed after a later one had
-been read never changed the stamp (its `updated_at` is the older), so an index kept the old text
-until the scope's next change. The recheck stays, as the backstop for notices lost while the
-listening connection is down (every scope is refreshed once it is back) and for setups where LISTEN
-cannot work (a connection pooler in transaction mode).
+notices once it commits, in commit order. Before, the indexes found other processes' writes only
+by rechecking a scope's stamp every couple of seconds (`LOCI_LEXICAL_RECHECK_SECONDS`): a search on
+one replica right after a write through another could miss the new memory's words, and an edit
+that committed after a later one had been read never changed the stamp (its `updated_at` is the
+older), so an index kept the old text until the scope's next change. The recheck stays, as the
+backstop for notices lost while the listening connection is down (every scope is refreshed once
+it is back) and for setups where LISTEN cannot work (a connection pooler in transaction mode).
 
 This process's own notices are skipped by the name its engine gives its connections
 (app/db/engine.py): its writes reach its indexes directly (app/vector_changes.py).

@@ -9,10 +9,10 @@ this process inserts (`hand_over`) needs no stamp for them. Writes in other proc
 reported as they commit too, scope by scope (`changed(keys)`, from app/memory_notices.py); where
 those reports cannot arrive, a recheck every `recheck_seconds` catches them, which the app runs
 off the request path (given `open_session`): the query that finds the scope due is served the
-index as it is, like the ones before it. The stamp still counts the scope's rows (~85 ms for a tenant of a million, from an
-index), so a scope is rechecked no more often than STAMP_SHARE of the time allows. A large scope is
-built and refreshed only off the request path (see ScopeCache). Least recently used scopes are
-dropped beyond `max_scopes`.
+index as it is, like the ones before it. The stamp still counts the scope's rows (~85 ms for a
+tenant of a million, from an index), so a scope is rechecked no more often than STAMP_SHARE of the
+time allows. A large scope is built and refreshed only off the request path (see ScopeCache).
+Least recently used scopes are dropped beyond `max_scopes`.
 """
 
 import logging
