@@ -1,5 +1,5 @@
-"""Writes made by other processes reach this process's in-process indexes when they commit (migration
-0008's notices, app/memory_notices.py). "Another process" here is a connection of an engine the
+"""Writes made by other processes reach this process's in-process indexes and its embedding worker
+when they commit (migration 0008's notices, app/memory_notices.py). "Another process" here is a connection of an engine the
 service does not own, as a second replica, a separate worker or `loci import` would be."""
 
 import json
@@ -110,9 +110,14 @@ def test_the_listener_comes_back_after_its_connection_is_cut(
     later writes again."""
     ids = _memories(client, "cut")
     with _late_edit(runtime, client, elsewhere, "cut", ids[3], ids[5]) as (first, second):
+        with runtime.engine.connect() as own:
+            name = own.execute(text("SELECT current_setting('application_name')")).scalar_one()
         cut = second.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :listen"),
-            {"listen": f"LISTEN {CHANNEL}"},
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query = :listen AND application_name = :name"
+            ),
+            {"listen": f"LISTEN {CHANNEL}", "name": name},
         ).all()
         second.commit()
         assert cut == [(True,)]
