@@ -61,6 +61,18 @@ def _edit(connection: Connection, memory_id: str, content: str, at: datetime | N
     connection.execute(EDIT, {"content": content, "at": at or datetime.now(UTC), "id": memory_id})
 
 
+def _edited_elsewhere_and_found(
+    runtime: Runtime, client: TestClient, elsewhere: Engine, memory_id: str, content: str, query: str, user_id: str
+) -> bool:
+    """Another process edits the memory; once its notice is heard here, the next search finds it by
+    its new words."""
+    heard = _notices(runtime)
+    with elsewhere.begin() as connection:
+        _edit(connection, memory_id, content)
+    _await_notices(runtime, heard + 1)
+    return _found(client, query, user_id, memory_id)
+
+
 @contextmanager
 def _late_edit(
     runtime: Runtime, client: TestClient, elsewhere: Engine, user_id: str, late_id: str, read_id: str
@@ -83,11 +95,8 @@ def test_an_edit_made_elsewhere_is_searched_at_once(runtime: Runtime, client: Te
     """The scope was checked a moment ago, so without the notice the index waits for its recheck
     (LOCI_LEXICAL_RECHECK_SECONDS) and answers with the old text meanwhile."""
     ids = _memories(client, "replica")
-    heard = _notices(runtime)
-    with elsewhere.begin() as connection:
-        _edit(connection, ids[3], "Zara keeps her passport in the cerulean folder.")
-    _await_notices(runtime, heard + 1)
-    assert _found(client, "Zara passport cerulean", "replica", ids[3])
+    edit = "Zara keeps her passport in the cerulean folder."
+    assert _edited_elsewhere_and_found(runtime, client, elsewhere, ids[3], edit, "Zara passport cerulean", "replica")
 
 
 def test_an_edit_made_elsewhere_that_commits_late_is_not_missed(
@@ -126,11 +135,8 @@ def test_the_listener_comes_back_after_its_connection_is_cut(
     while not _found(client, "Zara passport cerulean", "cut", ids[3]):
         assert time.monotonic() < deadline, "the edit made while the listener was away never reached the index"
         time.sleep(0.2)
-    heard = _notices(runtime)
-    with elsewhere.begin() as connection:
-        _edit(connection, ids[9], "Tomas repaints the lighthouse in spring.")
-    _await_notices(runtime, heard + 1)
-    assert _found(client, "Tomas lighthouse repaints", "cut", ids[9])
+    edit = "Tomas repaints the lighthouse in spring."
+    assert _edited_elsewhere_and_found(runtime, client, elsewhere, ids[9], edit, "Tomas lighthouse repaints", "cut")
 
 
 def test_a_second_service_process_writes_and_this_one_searches_it_at_once(
