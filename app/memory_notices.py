@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from retrieval.scope_cache import ScopeKey
+from retrieval.scope_cache import ScopeKey, scope_keys
 
 CHANNEL = "loci_memories"
 RETRY_SECONDS = 1.0  # between attempts to listen again while the database is away
@@ -62,7 +62,7 @@ def read_notice(payload: str, own_name: str) -> Notice | None:
         return EVERYTHING
     if "user" not in notice:  # a user id too long to send: every scope of the tenant
         return Notice(None, pending)
-    return Notice({(tenant_id, notice["user"]), (tenant_id, None)}, pending)
+    return Notice(scope_keys(tenant_id, notice["user"]), pending)
 
 
 class MemoryNotices:

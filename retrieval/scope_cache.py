@@ -53,9 +53,9 @@ class InsertedRow(NamedTuple):
     embedding: Any
 
 
-def scope_keys(row: InsertedRow) -> set[ScopeKey]:
+def scope_keys(tenant_id: Any, user_id: str | None) -> set[ScopeKey]:
     """The scopes a memory belongs to: its user's and its tenant's as a whole."""
-    return {(row.tenant_id, row.user_id), (row.tenant_id, None)}
+    return {(tenant_id, user_id), (tenant_id, None)}
 
 
 Built = TypeVar("Built")
@@ -260,7 +260,7 @@ class ScopeCache(Generic[Built]):
         scope (`_update`); if that fails, the scopes re-read the database instead."""
         by_scope: dict[ScopeKey, list[InsertedRow]] = {}
         for row in rows:
-            for key in scope_keys(row):
+            for key in scope_keys(row.tenant_id, row.user_id):
                 by_scope.setdefault(key, []).append(row)
         try:
             for key, scope_rows in by_scope.items():
