@@ -53,15 +53,18 @@ class Runtime:
     embedding_worker: EmbeddingWorker | None = None
     memory_notices: MemoryNotices | None = None
 
+    def indexes(self) -> list[LexicalIndexes | FaissIndexes]:
+        """The in-process indexes held now (the search benchmark swaps dense ones in and out)."""
+        return [index for index in (self.lexical_index, self.dense_index) if index is not None]
+
     def close(self) -> None:
         if self.embedding_worker is not None:
             self.embedding_worker.close()
         self.access_counts.close()
         if self.memory_notices is not None:
             self.memory_notices.close()
-        for index in (self.lexical_index, self.dense_index):
-            if index is not None:
-                index.close()
+        for index in self.indexes():
+            index.close()
         self.jobs.close()
         self.embedder.close()
         self.engine.dispose()
@@ -179,19 +182,16 @@ def _freeze_start_up_heap() -> None:
 
 
 def _hand_over_inserts(runtime: Runtime, rows: list[InsertedRow]) -> None:
-    """Committed inserts to the in-process indexes, whichever the runtime holds when they arrive (the
-    search benchmark swaps dense indexes in and out)."""
-    for index in (runtime.lexical_index, runtime.dense_index):
-        if index is not None:
-            index.appended(rows)
+    """Committed inserts to the in-process indexes the runtime holds when they arrive."""
+    for index in runtime.indexes():
+        index.appended(rows)
 
 
 def _changed_elsewhere(runtime: Runtime, notice: Notice) -> None:
     """Another process's committed write: the scopes it changed to the in-process indexes, and a
     memory left waiting for its vector to the embedding worker."""
-    for index in (runtime.lexical_index, runtime.dense_index):
-        if index is not None:
-            index.changed(notice.scopes)
+    for index in runtime.indexes():
+        index.changed(notice.scopes)
     if notice.pending and runtime.embedding_worker is not None:
         runtime.embedding_worker.notify()
 
@@ -232,5 +232,5 @@ def _start_performance_parts(runtime: Runtime) -> None:
     deliver_inserts(runtime.sessions, partial(_hand_over_inserts, runtime))
     if s.embedding_worker:
         runtime.embedding_worker = start_embedding_worker(runtime)
-    if any(part is not None for part in (runtime.lexical_index, runtime.dense_index, runtime.embedding_worker)):
+    if runtime.indexes() or runtime.embedding_worker is not None:
         runtime.memory_notices = MemoryNotices(runtime.engine, partial(_changed_elsewhere, runtime))

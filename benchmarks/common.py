@@ -98,7 +98,7 @@ def wait_for_indexes(runtime: Runtime) -> float:
     """Wait while an in-process index is built or checked in the background (a large scope's first
     searches go to Postgres meanwhile); returns the seconds waited."""
     started = time.perf_counter()
-    while any(index is not None and index.busy for index in (runtime.lexical_index, runtime.dense_index)):
+    while any(index.busy for index in runtime.indexes()):
         time.sleep(0.05)
     return time.perf_counter() - started
 
