@@ -12,8 +12,14 @@ older), so an index kept the old text until the scope's next change. The recheck
 backstop for notices lost while the listening connection is down (every scope is refreshed once
 it is back) and for setups where LISTEN cannot work (a connection pooler in transaction mode).
 
-This process's own notices are skipped by the name its engine gives its connections
-(app/db/engine.py): its writes reach its indexes directly (app/vector_changes.py).
+The notice of an edit carries the memory's new `updated_at` (migration 0009): an index reads the
+scope back from there, however long the edit's transaction ran before it committed.
+
+This process's own notices are told by the name its engine gives its connections
+(app/db/engine.py) and skipped: its writes reach its indexes directly (app/vector_changes.py), and
+the refresh that follows reads back scope_cache.EDIT_MARGIN. Only its own edits set longer ago
+than OWN_LATE_EDIT (by this process's clock, which set them), in a transaction that ran that long,
+are taken from their notices, to read back that far.
 """
 
 import json
@@ -23,57 +29,63 @@ import uuid
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
-from retrieval.scope_cache import ScopeKey, scope_keys
+from retrieval.scope_cache import EDIT_MARGIN, EVER, ScopeKey, scope_keys
 
 CHANNEL = "loci_memories"
 RETRY_SECONDS = 1.0  # between attempts to listen again while the database is away
 POLL_SECONDS = 0.5  # how long a wait for notices lasts before the thread looks at its stop flag
+OWN_LATE_EDIT = EDIT_MARGIN / 2  # leaves the other half for other writers' clocks running ahead of ours
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Notice:
-    """What another process changed: the scopes (its memory's user's and its tenant's as a whole;
-    None: every scope) and whether a memory now waits for its vector."""
+    """What a write changed: the scopes (its memory's user's and its tenant's as a whole; None:
+    every scope), whether a memory now waits for its vector, and the new `updated_at` of an edit
+    (EVER: of any edit, however old)."""
 
     scopes: set[ScopeKey] | None
     pending: bool
+    edited: datetime | None = None
 
 
-EVERYTHING = Notice(None, pending=True)
-"""What to assume after notices may have been missed: any scope changed, any memory may wait."""
+EVERYTHING = Notice(None, pending=True, edited=EVER)
+"""What to assume after notices may have been missed: any scope changed, by edits of any age, and
+any memory may wait."""
 
 
-def read_notice(payload: str, own_name: str) -> Notice | None:
-    """The notice the trigger sent, or None for this process's own. A payload that is not the
-    trigger's is taken as EVERYTHING."""
+def read_notice(payload: str, own_name: str, now: datetime) -> Notice | None:
+    """The notice the trigger sent, or None for this process's own unless it tells of an edit set
+    more than OWN_LATE_EDIT before `now`. A payload that is not the trigger's is taken as EVERYTHING."""
     try:
         notice = json.loads(payload)
-        if notice["by"] == own_name:
+        edited = datetime.fromisoformat(notice["edited"]) if "edited" in notice else None
+        if notice["by"] == own_name and (edited is None or now - edited <= OWN_LATE_EDIT):
             return None
         tenant_id, pending = uuid.UUID(notice["tenant"]), bool(notice["pending"])
     except (ValueError, TypeError, KeyError):
         log.warning("memory notice not understood; refreshing every scope")
         return EVERYTHING
     if "user" not in notice:  # a user id too long to send: every scope of the tenant
-        return Notice(None, pending)
-    return Notice(scope_keys(tenant_id, notice["user"]), pending)
+        return Notice(None, pending, edited)
+    return Notice(scope_keys(tenant_id, notice["user"]), pending, edited)
 
 
 class MemoryNotices:
     """Listens on CHANNEL on a connection of its own, in a daemon thread, and gives each other
-    process's notice to `on_notice`."""
+    process's notice, and this one's of a late edit, to `on_notice`."""
 
     def __init__(self, engine: Engine, on_notice: Callable[[Notice], None]) -> None:
         self._engine = engine
         self._on_notice = on_notice
         self._stop = threading.Event()
-        self.heard = 0  # other processes' notices reported so far
+        self.heard = 0  # notices reported so far
         self._thread = threading.Thread(target=self._run, name="loci-memory-notices", daemon=True)
         self._thread.start()
 
@@ -103,7 +115,7 @@ class MemoryNotices:
                         away = False
                     while not self._stop.is_set():
                         for sent in connection.notifies(timeout=POLL_SECONDS):
-                            notice = read_notice(sent.payload, own_name)
+                            notice = read_notice(sent.payload, own_name, datetime.now(UTC))
                             if notice is not None:
                                 self._on_notice(notice)
                                 self.heard += 1

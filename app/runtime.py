@@ -187,11 +187,12 @@ def _hand_over_inserts(runtime: Runtime, rows: list[InsertedRow]) -> None:
         index.appended(rows)
 
 
-def _changed_elsewhere(runtime: Runtime, notice: Notice) -> None:
-    """Another process's committed write: the scopes it changed to the in-process indexes, and a
-    memory left waiting for its vector to the embedding worker."""
+def _noticed(runtime: Runtime, notice: Notice) -> None:
+    """A committed write heard of (another process's, or a late edit of this one's): the scopes it
+    changed to the in-process indexes, and a memory left waiting for its vector to the embedding
+    worker."""
     for index in runtime.indexes():
-        index.changed(notice.scopes)
+        index.changed(notice.scopes, notice.edited)
     if notice.pending and runtime.embedding_worker is not None:
         runtime.embedding_worker.notify()
 
@@ -233,4 +234,4 @@ def _start_performance_parts(runtime: Runtime) -> None:
     if s.embedding_worker:
         runtime.embedding_worker = start_embedding_worker(runtime)
     if runtime.indexes() or runtime.embedding_worker is not None:
-        runtime.memory_notices = MemoryNotices(runtime.engine, partial(_changed_elsewhere, runtime))
+        runtime.memory_notices = MemoryNotices(runtime.engine, partial(_noticed, runtime))

@@ -141,11 +141,18 @@ class _Changes:
     dead: frozenset[int]
 
 
-def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, ids: list[Any] | None = None) -> _Rows:
-    """The scope's embedded rows; only those added or edited since `after` was built; only `ids`."""
+def _load_vectors(
+    session: Session,
+    key: ScopeKey,
+    after: _Built | None = None,
+    ids: list[Any] | None = None,
+    reread_from: datetime | None = None,
+) -> _Rows:
+    """The scope's embedded rows; only those added or edited since `after` was built (read back to
+    `reread_from` at least: scope_cache.changed_since); only `ids`."""
     where, params = scope_sql(key, embedded_only=True)
     if after is not None:
-        where += f" AND {changed_since(after.max_seq, after.max_updated)}"
+        where += f" AND {changed_since(after.max_seq, after.max_updated, reread_from)}"
     if ids is not None:
         where += " AND id = ANY(:ids)"
         params["ids"] = ids
@@ -158,7 +165,9 @@ def _load_vectors(session: Session, key: ScopeKey, after: _Built | None = None, 
     return _Rows([r[0] for r in rows], [r[1] for r in rows], vectors, max(r[2] for r in rows))
 
 
-def _changes(session: Session, key: ScopeKey, previous: _Built, count: int) -> _Changes | None:
+def _changes(
+    session: Session, key: ScopeKey, previous: _Built, count: int, reread_from: datetime | None
+) -> _Changes | None:
     """What changed in the scope (of `count` embedded rows) since `previous` was built, or None when
     the scope is better built anew: too many dead positions, or rows missing that cannot be found.
 
@@ -166,7 +175,7 @@ def _changes(session: Session, key: ScopeKey, previous: _Built, count: int) -> _
     When the count still disagrees, rows were deleted or committed out of seq order: the missing
     ones are looked for among the scope's recent ids (scope_cache.lacking_ids) when only rows are
     missing, else among all its ids (ids only, an index read: a rebuild reads every vector)."""
-    changed = _load_vectors(session, key, after=previous)
+    changed = _load_vectors(session, key, after=previous, reread_from=reread_from)
     live = previous.positions
     joining: list[int] = []
     dead: set[int] = set()
@@ -231,9 +240,10 @@ class FaissIndexes:
     def rebuilds(self) -> int:
         return self._cache.refreshes
 
-    def changed(self, keys: Iterable[ScopeKey] | None = None) -> None:
-        """Memory vectors changed in the scopes `keys` (None: any): each is refreshed before its next use."""
-        self._cache.changed(keys)
+    def changed(self, keys: Iterable[ScopeKey] | None = None, edited: datetime | None = None) -> None:
+        """Memory vectors changed in the scopes `keys` (None: any): each is refreshed before its next use,
+        reading back to `edited` at least (ScopeCache.changed)."""
+        self._cache.changed(keys, edited)
 
     @property
     def busy(self) -> bool:
@@ -297,11 +307,13 @@ class FaissIndexes:
         )
         return self._extended(built, new), len(fresh)
 
-    def _rebuild(self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp) -> _Built:
+    def _rebuild(
+        self, session: Session, key: ScopeKey, previous: _Built | None, stamp: Stamp, reread_from: datetime | None
+    ) -> _Built:
         """Bring `previous` up to date with the scope's changes where it can (reloading a 10k scope
         took ~110 ms, a 100k HNSW graph tens of seconds of a core); else build anew."""
         if previous is not None:
-            changes = _changes(session, key, previous, stamp[0])
+            changes = _changes(session, key, previous, stamp[0], reread_from)
             if changes is not None:
                 return self._extended(previous, changes.rows, changes.dead)
         rows = _load_vectors(session, key)

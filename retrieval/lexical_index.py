@@ -687,9 +687,10 @@ class LexicalIndexes:
     def refreshes(self) -> int:
         return self._cache.refreshes
 
-    def changed(self, keys: Iterable[ScopeKey] | None = None) -> None:
-        """Memories changed in the scopes `keys` (None: any): each is refreshed before its next use."""
-        self._cache.changed(keys)
+    def changed(self, keys: Iterable[ScopeKey] | None = None, edited: datetime | None = None) -> None:
+        """Memories changed in the scopes `keys` (None: any): each is refreshed before its next use,
+        reading back to `edited` at least (ScopeCache.changed)."""
+        self._cache.changed(keys, edited)
 
     @property
     def busy(self) -> bool:
@@ -735,14 +736,14 @@ class LexicalIndexes:
         return lexicon, len(fresh)
 
     def _refresh(
-        self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp
+        self, session: Session, key: ScopeKey, previous: ScopeLexicon | None, stamp: Stamp, reread_from: datetime | None
     ) -> ScopeLexicon | None:
         where, params = scope_sql(key, embedded_only=False)
         count = stamp[0]
         if count > self._max_docs:
             return None
         if previous is not None:
-            rows = _new_rows(session, where, params, previous, count)
+            rows = _new_rows(session, where, params, previous, count, reread_from)
             if rows == []:
                 return previous
             if rows is not None:
@@ -766,7 +767,12 @@ class LexicalIndexes:
 
 
 def _new_rows(
-    session: Session, where: str, params: dict[str, Any], previous: ScopeLexicon, count: int
+    session: Session,
+    where: str,
+    params: dict[str, Any],
+    previous: ScopeLexicon,
+    count: int,
+    reread_from: datetime | None,
 ) -> list[Any] | None:
     """The rows written or edited since `previous` was refreshed, or None when more happened (a hard
     delete), or so many edits that the scope is better rebuilt (MAX_SUPERSEDED_SHARE).
@@ -775,7 +781,7 @@ def _new_rows(
     stamp (`count`) has gained. When the numbers disagree, because writes committed after the stamp
     or late, below the seq already read past, the scope's count and its most recent ids are read
     together and the rows the lexicon lacks are loaded by id."""
-    since = changed_since(previous.max_seq, previous.max_updated)
+    since = changed_since(previous.max_seq, previous.max_updated, reread_from)
     read = session.execute(text(f"SELECT {_COLUMNS} FROM memories WHERE {where} AND {since} ORDER BY seq"), params)
     rows = previous.not_held(read.all())
     edited = [row for row in rows if row.id in previous.position]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -68,6 +68,8 @@ EDIT_MARGIN = timedelta(seconds=5)
 set before its transaction commits, so an edit that commits after a later one has been read falls
 below that one's (two concurrent editors of a scope, in tests, made an index keep a stale text or
 vector until its next rebuild)."""
+EVER = datetime.min.replace(tzinfo=UTC)
+"""A `reread_from` that reads every row of a scope back: after changes may have gone unreported."""
 RECENT_ROWS = 512  # a write that commits after more than this many later seqs costs its scope a rebuild
 STAMP_SHARE = 0.1  # of the wall time, at most, that the rechecks of one scope spend stamping it
 # Of the wall time, at most, that a large scope's background checks spend, refreshes included: writes
@@ -89,17 +91,19 @@ def scope_sql(key: ScopeKey, embedded_only: bool) -> tuple[str, dict[str, Any]]:
     return where, params
 
 
-def changed_since(max_seq: int, max_updated: datetime | None) -> str:
+def changed_since(max_seq: int, max_updated: datetime | None, reread_from: datetime | None = None) -> str:
     """SQL condition for the rows added (seq) or edited (updated_at) after an index was built from
     rows up to these, for an index to catch up by reading only those. Edits are read from
-    EDIT_MARGIN before `max_updated`: each index tells a row read again unchanged from an edit.
+    EDIT_MARGIN before `max_updated`, or before `reread_from` where an edit was reported that far
+    back (see ScopeCache): each index tells a row read again unchanged from an edit.
 
     The bounds are literals (an int and a timestamp the index read itself, never user input): a
     search transaction forces generic plans (app/db/tenancy.py), and the generic plan of
     `seq > $n OR updated_at > $m` expects a third of the scope and reads all of it (9 ms at 10k, on
     the first search after every write); a plan for the values reads the few new rows from two
     indexes (migration 0005)."""
-    updated = (max_updated - EDIT_MARGIN).isoformat() if max_updated is not None else "-infinity"
+    bound = max_updated if reread_from is None or max_updated is None else min(max_updated, reread_from)
+    updated = "-infinity" if bound is None or bound <= EVER + EDIT_MARGIN else (bound - EDIT_MARGIN).isoformat()
     return f"(seq > {max_seq:d} OR updated_at > '{updated}'::timestamptz)"
 
 
@@ -155,11 +159,18 @@ class _Entry(Generic[Built]):
     rows: int | None = None  # the scope's size at its last stamp
     generation: int = -1  # of the cache, when this scope's last check began
     changed: int = -1  # of the cache, when a change of this scope alone was last reported
+    reread_from: datetime | None = None  # the oldest `updated_at` of the edits reported since its last check
     checked_at: float = 0.0
     recheck_after: float = 0.0
     settled_at: float = 0.0  # a large scope is not checked again in the background before this
     rechecking: bool = False  # a background check is queued or running
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _read_back(entry: _Entry[Any], edited: datetime | None) -> None:
+    """Have the scope's next refresh read back to `edited` too (the cache's lock is held)."""
+    if edited is not None:
+        entry.reread_from = edited if entry.reread_from is None else min(entry.reread_from, edited)
 
 
 class ScopeCache(Generic[Built]):
@@ -171,7 +182,8 @@ class ScopeCache(Generic[Built]):
     commits after a later one leaves max(updated_at) as it was. So a reported change (`changed()`,
     after its commit: this process's own, or another's heard by app/memory_notices.py) refreshes
     the scope whatever its stamp, and a refresh reads back EDIT_MARGIN (`changed_since`), far enough
-    to find such an edit.
+    to find such an edit, or further, to the `updated_at` of an edit reported with it (`edited`),
+    whose transaction may have run for longer than the margin.
 
     Without `open_session` every check runs in the caller's session. With it, checks run in a
     background thread where the caller need not wait: when only other processes can have written,
@@ -183,7 +195,7 @@ class ScopeCache(Generic[Built]):
     def __init__(
         self,
         stamp: Callable[[Session, ScopeKey], Stamp],
-        refresh: Callable[[Session, ScopeKey, Built | None, Stamp], Built | None],
+        refresh: Callable[[Session, ScopeKey, Built | None, Stamp, datetime | None], Built | None],
         max_scopes: int,
         recheck_seconds: float,
         open_session: OpenSession | None = None,
@@ -202,18 +214,19 @@ class ScopeCache(Generic[Built]):
         self._all_changed = 0  # the generation of the last change reported for every scope
         self.refreshes = 0
 
-    def changed(self, keys: Iterable[ScopeKey] | None = None) -> None:
+    def changed(self, keys: Iterable[ScopeKey] | None = None, edited: datetime | None = None) -> None:
         """Memories changed in the scopes `keys` (None: in any scope, as this process does not say
-        which): each of them is refreshed before its next use."""
+        which): each of them is refreshed before its next use, reading back to `edited` at least
+        (the `updated_at` of an edit among the changes)."""
         with self._lock:
             self._generation += 1
             if keys is None:
                 self._all_changed = self._generation
-                return
-            for key in keys:
-                entry = self._entries.get(key)
-                if entry is not None:  # a scope not held is read afresh when first used
+            held = self._entries.values() if keys is None else filter(None, map(self._entries.get, keys))
+            for entry in held:  # a scope not held is read afresh when first used
+                if keys is not None:
                     entry.changed = self._generation
+                _read_back(entry, edited)
 
     def _wanted(self, entry: _Entry[Built]) -> int:
         """The generation the scope's last check must have begun at to include every reported change."""
@@ -318,7 +331,14 @@ class ScopeCache(Generic[Built]):
         entry.recheck_after = max(self._recheck, (time.monotonic() - started) / STAMP_SHARE)
         first_build = entry.stamp is None  # (a scope too large to index has a stamp but nothing built)
         if stamp != entry.stamp or forced:
-            entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp), stamp
+            with self._lock:  # edits reported from now on are read by the next check
+                reread_from, entry.reread_from = entry.reread_from, None
+            try:
+                entry.built, entry.stamp = self._refresh(session, key, entry.built, stamp, reread_from), stamp
+            except BaseException:
+                with self._lock:
+                    _read_back(entry, reread_from)
+                raise
             self.refreshes += 1
         entry.checked_at = time.monotonic()
         if not first_build:  # the first build is a one-off: writes since then are caught up at once

@@ -18,6 +18,7 @@ from sqlalchemy import event, select, text
 from app.api.schemas import MemoryCreate
 from app.db.models import Memory
 from app.db.tenancy import confined_session
+from app.memory_notices import OWN_LATE_EDIT
 from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
 from app.services.tenants import authenticate
@@ -26,7 +27,7 @@ from benchmarks.corpus import conversation_texts, queries
 from retrieval import SearchQuery, faiss_index
 from retrieval.candidates import dense_candidates
 from retrieval.faiss_index import FaissIndexes
-from retrieval.scope_cache import InsertedRow, scope_stamp
+from retrieval.scope_cache import EDIT_MARGIN, InsertedRow, scope_stamp
 from tests.conftest import LiveServer, branches_run, threads_running
 
 
@@ -231,6 +232,11 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
         [pending_id] = create_memories(
             session, tenant_id, [item], embed_items(runtime.embedder, [item], embed=False), "test"
         )
+        # Stored an hour ago, as far as the index's time watermark can tell (the worker leaves
+        # updated_at as it was): only its seq and the scope's count show it is missing.
+        session.execute(
+            text("UPDATE memories SET updated_at = updated_at - interval '1 hour' WHERE id = :id"), {"id": pending_id}
+        )
         session.commit()
     assert (
         client.post("/v1/memories", json={"content": "Omar waters the ferns on Sundays.", "user_id": "u"}).status_code
@@ -240,12 +246,7 @@ def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
     with confined_session(runtime.sessions, tenant_id) as session:
         vector = runtime.embedder.embed([item.content])[0]
         session.execute(
-            # Stored an hour ago, as far as the index's time watermark can tell (the worker leaves
-            # updated_at as it was): only its seq and the scope's count show it is missing.
-            text(
-                "UPDATE memories SET embedding = CAST(:v AS vector), updated_at = updated_at - interval '1 hour' "
-                "WHERE id = :id"
-            ),
+            text("UPDATE memories SET embedding = CAST(:v AS vector) WHERE id = :id"),
             {"v": "[" + ",".join(map(str, vector.tolist())) + "]", "id": pending_id},
         )
         session.commit()
@@ -370,26 +371,34 @@ def test_concurrent_edits_deletes_and_writes_leave_the_index_exact(
         assert _faiss_ids(runtime, flat, tenant_id, question, 10) == expected, question
 
 
+@pytest.mark.parametrize("ran_for_s", [1, 2 * EDIT_MARGIN.total_seconds()])
 def test_an_edit_that_commits_after_a_later_one_is_not_missed(
-    runtime: Runtime, client: TestClient, flat: FaissIndexes
+    runtime: Runtime, client: TestClient, flat: FaissIndexes, ran_for_s: float
 ) -> None:
     """`updated_at` is set before a transaction commits: an edit committing after a later edit has
     been read falls below the index's watermark, and leaves the scope's stamp as it was. The index
-    still takes it: this process's change refreshes the scope, and the refresh reads back a margin."""
+    still takes it: this process's change refreshes the scope, and the refresh reads back a margin,
+    or, for a transaction that ran longer than that, as far as the edit's notice says."""
     ids = _load(client, 100)  # more than a search's 42 proposals: a stale vector is not proposed
     tenant_id = _tenant(runtime, client)
     _faiss_ids(runtime, flat, tenant_id, "warm the index", 10)
     texts = {ids[3]: "Zara keeps her passport in the blue folder.", ids[5]: "Omar waters the ferns on Sundays."}
     vectors = {memory_id: runtime.embedder.embed([t])[0].tolist() for memory_id, t in texts.items()}
     edit = text("UPDATE memories SET embedding = CAST(:v AS vector), updated_at = :at WHERE id = :id")
-    earlier = datetime.now(UTC)
+    now = datetime.now(UTC)
+    assert runtime.memory_notices is not None
     with confined_session(runtime.sessions, tenant_id) as first:
-        first.execute(edit, {"v": str(vectors[ids[3]]), "at": earlier, "id": ids[3]})
+        first.execute(edit, {"v": str(vectors[ids[3]]), "at": now - timedelta(seconds=ran_for_s), "id": ids[3]})
         with confined_session(runtime.sessions, tenant_id) as second:
-            second.execute(edit, {"v": str(vectors[ids[5]]), "at": earlier + timedelta(seconds=1), "id": ids[5]})
+            second.execute(edit, {"v": str(vectors[ids[5]]), "at": now, "id": ids[5]})
             second.commit()
         assert _faiss_ids(runtime, flat, tenant_id, "who waters the ferns", 10)[0] == ids[5]
+        heard = runtime.memory_notices.heard
         first.commit()
+    deadline = time.monotonic() + 10
+    while ran_for_s > OWN_LATE_EDIT.total_seconds() and runtime.memory_notices.heard == heard:
+        assert time.monotonic() < deadline, "the late edit's notice was not heard"
+        time.sleep(0.01)
     question = "where is Zara's passport"
     found = _faiss_ids(runtime, flat, tenant_id, question, 10)
     assert found[0] == ids[3]

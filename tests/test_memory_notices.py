@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from app.jobs.embedding_worker import EmbeddingWorker
-from app.memory_notices import CHANNEL, EVERYTHING, Notice, read_notice
+from app.memory_notices import CHANNEL, EVERYTHING, OWN_LATE_EDIT, Notice, read_notice
 from app.runtime import Runtime
 from app.services.tenants import authenticate
 from benchmarks.corpus import conversation_texts
+from retrieval.scope_cache import EDIT_MARGIN
 from tests.conftest import ServiceLauncher
 
 EDIT = text("UPDATE memories SET content = :content, updated_at = :at WHERE id = :id")  # the vector left as it was
@@ -75,16 +77,23 @@ def _edited_elsewhere_and_found(
 
 @contextmanager
 def _late_edit(
-    runtime: Runtime, client: TestClient, elsewhere: Engine, user_id: str, late_id: str, read_id: str
+    runtime: Runtime,
+    client: TestClient,
+    late: Engine,
+    elsewhere: Engine,
+    ids: tuple[str, str, str],
+    ran_for: timedelta = timedelta(seconds=1),
 ) -> Iterator[tuple[Connection, Connection]]:
-    """Two transactions of another process: the first edits `late_id`, the second then edits
-    `read_id` with a later `updated_at` and commits, and a search reads it. Yields both; once the
-    first commits, the scope's stamp is as it was (its `updated_at` is the older)."""
+    """Two transactions: the first (on `late`) edits `ids[1]` as if it had begun `ran_for` ago, the
+    second (another process's) then edits `ids[2]` and commits, and a search of the user `ids[0]`
+    reads it. Yields both; once the first commits, the scope's stamp is as it was (its
+    `updated_at` is the older)."""
+    user_id, late_id, read_id = ids
     heard = _notices(runtime)
-    earlier = datetime.now(UTC)
-    with elsewhere.connect() as first, elsewhere.connect() as second:
-        _edit(first, late_id, "Zara keeps her passport in the cerulean folder.", earlier)
-        _edit(second, read_id, "Omar waters the ferns on Sundays.", earlier + timedelta(seconds=1))
+    now = datetime.now(UTC)
+    with late.connect() as first, elsewhere.connect() as second:
+        _edit(first, late_id, "Zara keeps her passport in the cerulean folder.", now - ran_for)
+        _edit(second, read_id, "Omar waters the ferns on Sundays.", now)
         second.commit()
         _await_notices(runtime, heard + 1)
         assert _found(client, "Omar ferns", user_id, read_id)
@@ -99,26 +108,50 @@ def test_an_edit_made_elsewhere_is_searched_at_once(runtime: Runtime, client: Te
     assert _edited_elsewhere_and_found(runtime, client, elsewhere, ids[3], edit, "Zara passport cerulean", "replica")
 
 
+@pytest.mark.parametrize("ran_for_s", [1, 2 * EDIT_MARGIN.total_seconds()])
 def test_an_edit_made_elsewhere_that_commits_late_is_not_missed(
-    runtime: Runtime, client: TestClient, elsewhere: Engine
+    runtime: Runtime, client: TestClient, elsewhere: Engine, ran_for_s: float
 ) -> None:
-    """No recheck can see the late edit (the stamp is unchanged); its notice does."""
-    ids = _memories(client, "late-elsewhere")
+    """No recheck can see the late edit (the stamp is unchanged); its notice does, and the refresh
+    it causes reads back to the edit's time, even from a transaction that ran longer than the
+    refreshes' margin (EDIT_MARGIN)."""
+    user = f"late-elsewhere-{ran_for_s:.0f}"
+    ids = _memories(client, user)
     heard = _notices(runtime)
-    with _late_edit(runtime, client, elsewhere, "late-elsewhere", ids[3], ids[5]) as (first, _):
+    with _late_edit(runtime, client, elsewhere, elsewhere, (user, ids[3], ids[5]), timedelta(seconds=ran_for_s)) as (
+        first,
+        _,
+    ):
         first.commit()
     _await_notices(runtime, heard + 2)
-    assert _found(client, "Zara passport cerulean", "late-elsewhere", ids[3])
+    assert _found(client, "Zara passport cerulean", user, ids[3])
+
+
+def test_an_edit_of_this_process_from_a_long_transaction_is_not_missed(
+    runtime: Runtime, client: TestClient, elsewhere: Engine
+) -> None:
+    """This process's own edits reach its indexes when they commit, and the refresh reads back
+    EDIT_MARGIN; one whose transaction set it longer ago than that, with another process's edit read
+    meanwhile, is found through its own notice."""
+    ids = _memories(client, "late-here")
+    with _late_edit(runtime, client, runtime.engine, elsewhere, ("late-here", ids[3], ids[5]), 2 * EDIT_MARGIN) as (
+        first,
+        _,
+    ):
+        heard = _notices(runtime)
+        first.commit()
+    _await_notices(runtime, heard + 1)
+    assert _found(client, "Zara passport cerulean", "late-here", ids[3])
 
 
 def test_the_listener_comes_back_after_its_connection_is_cut(
     runtime: Runtime, client: TestClient, elsewhere: Engine
 ) -> None:
-    """A late edit that commits while the listener's connection is cut sends a notice nobody hears,
-    and leaves the stamp unchanged: the listener, once back, refreshes every scope. It then hears
-    later writes again."""
+    """A late edit, from a transaction that ran longer than the refreshes' margin, commits while the
+    listener's connection is cut: it sends a notice nobody hears and leaves the stamp unchanged.
+    The listener, once back, has every scope read back whole. It then hears later writes again."""
     ids = _memories(client, "cut")
-    with _late_edit(runtime, client, elsewhere, "cut", ids[3], ids[5]) as (first, second):
+    with _late_edit(runtime, client, elsewhere, elsewhere, ("cut", ids[3], ids[5]), 2 * EDIT_MARGIN) as (first, second):
         with runtime.engine.connect() as own:
             name = own.execute(text("SELECT current_setting('application_name')")).scalar_one()
         cut = second.execute(
@@ -166,10 +199,13 @@ def test_a_second_service_process_writes_and_this_one_searches_it_at_once(
     assert _found(client, "Omar ferns Sundays", "replicas", written.json()["ids"][0])
 
 
-def test_only_what_the_indexes_read_sends_a_notice(runtime: Runtime, client: TestClient, elsewhere: Engine) -> None:
-    """An insert, an edit and a hard delete each send one notice naming the writer, the memory's
-    tenant and its user; use counts (updated by every search) and soft deletes (the search's SQL
-    filters them) send none."""
+def test_only_what_the_indexes_read_sends_a_notice(
+    runtime: Runtime, client: TestClient, elsewhere: Engine, paused_worker: None
+) -> None:
+    """An insert, an edit, a vector dropped and a hard delete each send one notice naming the
+    writer, the memory's tenant and its user, the edit with its new `updated_at`; a memory moved to
+    another user one for each user. Use counts (updated by every search) and soft deletes (the
+    search's SQL filters them) send none."""
     with elsewhere.connect() as listener:
         listener.execute(text(f"LISTEN {CHANNEL}"))
         listener.commit()
@@ -181,8 +217,12 @@ def test_only_what_the_indexes_read_sends_a_notice(runtime: Runtime, client: Tes
             writer.execute(
                 text("UPDATE memories SET status = 'deleted', updated_at = now() WHERE id = :id"), {"id": memory_id}
             )
+        edited_at = datetime.now(UTC) - timedelta(minutes=5)
         with elsewhere.begin() as writer:
-            _edit(writer, memory_id, "an edited note")
+            _edit(writer, memory_id, "an edited note", edited_at)
+            writer.execute(text("UPDATE memories SET embedding = NULL WHERE id = :id"), {"id": memory_id})
+        with elsewhere.begin() as writer:
+            writer.execute(text("UPDATE memories SET user_id = 'loud' WHERE id = :id"), {"id": memory_id})
         with elsewhere.begin() as writer:
             writer.execute(text("DELETE FROM memories WHERE id = :id"), {"id": memory_id})
             writer.execute(text("SELECT pg_notify(:channel, 'end')"), {"channel": CHANNEL})
@@ -194,8 +234,12 @@ def test_only_what_the_indexes_read_sends_a_notice(runtime: Runtime, client: Tes
     with runtime.sessions() as session:
         tenant = str(authenticate(session, client.headers["Authorization"].split()[1]).tenant_id)
     writers = [payload.pop("by") for payload in payloads]
-    assert payloads == [{"tenant": tenant, "user": "quiet", "pending": False}] * 3
-    assert writers[0].startswith("loci-") and writers[1:] == ["another-process"] * 2
+    edited = [datetime.fromisoformat(payload.pop("edited")) for payload in payloads if "edited" in payload]
+    assert edited == [edited_at], "only an edit that sets a new updated_at says when"
+    sent = {"tenant": tenant, "user": "quiet", "pending": False}
+    moved = {**sent, "user": "loud"}
+    assert payloads == [sent, sent, {**sent, "pending": True}, sent, {**moved, "pending": True}, moved]
+    assert writers[0].startswith("loci-") and writers[1:] == ["another-process"] * 5
 
 
 def test_a_memory_left_without_its_vector_elsewhere_wakes_the_embedding_worker(
@@ -221,13 +265,25 @@ def test_a_memory_left_without_its_vector_elsewhere_wakes_the_embedding_worker(
 
 
 def test_a_notice_names_its_scopes_unless_it_is_this_process_own() -> None:
-    tenant = uuid.uuid4()
+    """This process's own notices are skipped, but for an edit set longer ago than its indexes'
+    refreshes read back (a long transaction)."""
+    tenant, now = uuid.uuid4(), datetime.now(UTC)
     sent = {"by": "them", "tenant": str(tenant), "user": "ana", "pending": False}
-    assert read_notice(json.dumps(sent), "us") == Notice({(tenant, "ana"), (tenant, None)}, pending=False)
-    assert read_notice(json.dumps({**sent, "user": None, "pending": True}), "us") == Notice({(tenant, None)}, True)
-    assert read_notice(json.dumps({**sent, "by": "us"}), "us") is None
+    scopes = {(tenant, "ana"), (tenant, None)}
+
+    def read(payload: dict[str, Any] | str) -> Notice | None:
+        return read_notice(payload if isinstance(payload, str) else json.dumps(payload), "us", now)
+
+    assert read(sent) == Notice(scopes, pending=False)
+    assert read({**sent, "user": None, "pending": True}) == Notice({(tenant, None)}, True)
+    assert read({**sent, "by": "us"}) is None
+    just_now, late = now - OWN_LATE_EDIT / 2, now - OWN_LATE_EDIT * 2
+    assert read({**sent, "edited": just_now.isoformat()}) == Notice(scopes, False, just_now)
+    assert read({**sent, "by": "us", "edited": just_now.isoformat()}) is None
+    assert read({**sent, "by": "us", "edited": late.isoformat()}) == Notice(scopes, False, late)
     too_long = {key: value for key, value in sent.items() if key != "user"}  # the trigger leaves it out
-    assert read_notice(json.dumps(too_long), "us") == Notice(None, pending=False)
-    assert read_notice("not json", "us") == EVERYTHING
-    assert read_notice(json.dumps({**sent, "tenant": "not a uuid"}), "us") == EVERYTHING
-    assert read_notice(json.dumps({"by": "them"}), "us") == EVERYTHING
+    assert read(too_long) == Notice(None, pending=False)
+    assert read("not json") == EVERYTHING
+    assert read({**sent, "tenant": "not a uuid"}) == EVERYTHING
+    assert read({**sent, "edited": "not a time"}) == EVERYTHING
+    assert read({"by": "them"}) == EVERYTHING

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
 from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect, text
 
@@ -87,6 +88,44 @@ def test_keys_carry_their_memory_scope_backfilled_and_kept_by_a_trigger(runtime:
         ).all()
     engine.dispose()
     assert sorted(scopes) == sorted([(memories[0], True), (memories[1], True), (memories[0], True)])
+
+
+def test_edit_times_in_notices_come_with_0009_and_go_with_its_downgrade(runtime: Runtime) -> None:
+    """An edit's notice carries its new `updated_at` at head; downgraded to 0008 the notice is 0008's
+    again, and upgrading once more brings the time back."""
+    engine = create_engine(_fresh_database(runtime, "loci_notice_downgrade_test"))
+    migrate.upgrade(engine, 384)
+    with engine.begin() as conn:
+        tenant = conn.execute(text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 't') RETURNING id"))
+        memory = conn.execute(
+            text(
+                "INSERT INTO memories (id, tenant_id, type, content, content_hash) "
+                "VALUES (gen_random_uuid(), :t, 'episodic', 'x', 'h') RETURNING id"
+            ),
+            {"t": tenant.scalar()},
+        ).scalar()
+
+    def edit_notices() -> list[dict[str, object]]:
+        with engine.connect() as listener:
+            listener.execute(text("LISTEN loci_memories"))
+            listener.commit()
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE memories SET content = 'y', updated_at = now() WHERE id = :m"), {"m": memory})
+            sent = list(listener.connection.driver_connection.notifies(timeout=1))
+        return [json.loads(notice.payload) for notice in sent]
+
+    def edit_times() -> int:
+        return sum("edited" in notice for notice in edit_notices())
+
+    assert edit_times() == 1
+    config = migrate._config(384)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+    assert edit_times() == 0
+    migrate.upgrade(engine, 384)
+    assert edit_times() == 1
+    engine.dispose()
 
 
 def test_external_database_behind_is_refused_with_the_command(runtime: Runtime, tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 import itertools
 import time
 from contextlib import closing, nullcontext
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from retrieval import scope_cache
-from retrieval.scope_cache import BACKGROUND_SHARE, ScopeCache, ScopeKey, Stamp
+from retrieval.scope_cache import BACKGROUND_SHARE, EDIT_MARGIN, EVER, ScopeCache, ScopeKey, Stamp, changed_since
 
 
 class _Clock:
@@ -38,7 +39,7 @@ def test_a_large_scope_under_writes_is_refreshed_at_most_a_share_of_the_time(mon
     def stamp(_session: Any, _key: ScopeKey) -> Stamp:
         return (1_000, next(versions), None)  # 1,000 rows: over background_rows, so checked in the background
 
-    def refresh(_session: Any, _key: ScopeKey, _previous: str | None, _stamp: Stamp) -> str:
+    def refresh(_session: Any, _key: ScopeKey, _previous: str | None, _stamp: Stamp, _from: datetime | None) -> str:
         clock.now += 1.0
         return "index"
 
@@ -71,7 +72,7 @@ def test_a_change_reported_for_some_scopes_refreshes_those_alone() -> None:
     def stamp(_session: Any, _key: ScopeKey) -> Stamp:
         return (10, 1, None)  # never changes
 
-    def refresh(_session: Any, key: ScopeKey, _previous: str | None, _stamp: Stamp) -> str:
+    def refresh(_session: Any, key: ScopeKey, _previous: str | None, _stamp: Stamp, _from: datetime | None) -> str:
         refreshed.append(key)
         return "index"
 
@@ -92,3 +93,42 @@ def test_a_change_reported_for_some_scopes_refreshes_those_alone() -> None:
     cache.changed()
     use_both()
     assert refreshed == [one, other, one, one, other]
+
+
+def test_a_refresh_reads_back_to_the_oldest_edit_reported_since_the_last_one() -> None:
+    """An edit whose transaction ran longer than EDIT_MARGIN is below the margin's reach: its
+    reported `updated_at` is where the next refresh reads from, once; a failed refresh keeps it."""
+    reads: list[datetime | None] = []
+    failing = False
+
+    def refresh(
+        _session: Any, _key: ScopeKey, _previous: str | None, _stamp: Stamp, reread_from: datetime | None
+    ) -> str:
+        reads.append(reread_from)
+        if failing:
+            raise ConnectionError("the database went away")
+        return "index"
+
+    cache: ScopeCache[str] = ScopeCache(lambda _session, _key: (10, 1, None), refresh, 4, 600.0)
+    key: ScopeKey = ("tenant", "user")
+    now = datetime.now(UTC)
+    assert cache.get(None, key) == "index"  # type: ignore[arg-type]
+    cache.changed({key}, now - timedelta(seconds=30))
+    cache.changed({key}, now - timedelta(seconds=60))
+    cache.changed({key}, now - timedelta(seconds=1))
+    failing = True
+    with pytest.raises(ConnectionError):
+        cache.get(None, key)  # type: ignore[arg-type]
+    failing = False
+    assert cache.get(None, key) == "index"  # type: ignore[arg-type]
+    cache.changed({key})
+    cache.get(None, key)  # type: ignore[arg-type]
+    cache.changed(None, EVER)
+    cache.get(None, key)  # type: ignore[arg-type]
+    sixty_back = now - timedelta(seconds=60)
+    assert reads == [None, sixty_back, sixty_back, None, EVER]
+
+    latest = now - timedelta(seconds=2)
+    assert changed_since(7, latest) == f"(seq > 7 OR updated_at > '{(latest - EDIT_MARGIN).isoformat()}'::timestamptz)"
+    assert f"'{(sixty_back - EDIT_MARGIN).isoformat()}'" in changed_since(7, latest, sixty_back)
+    assert "'-infinity'" in changed_since(7, latest, EVER)
