@@ -9,7 +9,7 @@ by rechecking a scope's stamp every couple of seconds (`LOCI_LEXICAL_RECHECK_SEC
 one replica right after a write through another could miss the new memory's words, and an edit
 that committed after a later one had been read never changed the stamp (its `updated_at` is the
 older), so an index kept the old text until the scope's next change. The recheck stays, as the
-backstop for notices lost while the listening connection is down (every scope is refreshed once
+backstop for notices lost while the listening connection is down (every scope is read back whole once
 it is back) and for setups where LISTEN cannot work (a connection pooler in transaction mode).
 
 The notice of an edit carries the memory's new `updated_at` (migration 0009): an index reads the
@@ -110,7 +110,7 @@ class MemoryNotices:
                     own_name = connection.execute("SELECT current_setting('application_name')").fetchone()[0]
                     connection.execute(f"LISTEN {CHANNEL}")
                     if away:  # what was sent meanwhile is lost
-                        log.info("memory notices: listening again; refreshing every scope")
+                        log.info("memory notices: listening again; reading every scope back")
                         self._on_notice(EVERYTHING)
                         away = False
                     while not self._stop.is_set():
