@@ -222,10 +222,12 @@ class ScopeCache(Generic[Built]):
             self._generation += 1
             if keys is None:
                 self._all_changed = self._generation
-            held = self._entries.values() if keys is None else filter(None, map(self._entries.get, keys))
-            for entry in held:  # a scope not held is read afresh when first used
-                if keys is not None:
+                held = list(self._entries.values())
+            else:  # a scope not held is read afresh when first used
+                held = [entry for key in keys if (entry := self._entries.get(key)) is not None]
+                for entry in held:
                     entry.changed = self._generation
+            for entry in held:
                 _read_back(entry, edited)
 
     def _wanted(self, entry: _Entry[Built]) -> int:
