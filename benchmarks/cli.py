@@ -1,4 +1,4 @@
-"""`loci bench ingest|search|concurrency|memory|cpu|expansion|profile|jobs|uses|scale|load|all`: each prints one JSON object, or markdown with --md.
+"""`loci bench ingest|search|concurrency|memory|cpu|expansion|profile|jobs|uses|notices|scale|load|all`: each prints one JSON object, or markdown with --md.
 
 Every command but `expansion` (arithmetic in process) starts its own throwaway service (temporary
 embedded database, live uvicorn on loopback) and removes it afterwards. Run one at a time: they
@@ -146,6 +146,18 @@ def uses_command(
     from benchmarks import uses
 
     _emit("uses", uses.run(memories, flushes, queries), False)
+
+
+@bench_app.command("notices")
+def notices_command(
+    memories: Annotated[int, typer.Option(help="Memories edited (one user's scope).")] = 2_000,
+    rounds: Annotated[int, typer.Option(help="Rounds of each setting, after one warm-up round.")] = 5,
+    seconds: Annotated[float, typer.Option(help="Seconds each edit-rate measure runs.")] = 3.0,
+) -> None:
+    """What the change notices cost writers: edit rates and a bulk edit with the trigger off and on."""
+    from benchmarks import notices
+
+    _emit("notices", notices.run(memories, rounds, seconds), False)
 
 
 @bench_app.command("scale")

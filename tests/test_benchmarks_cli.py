@@ -27,6 +27,7 @@ def test_bench_is_mounted_with_every_benchmark() -> None:
         "profile",
         "jobs",
         "uses",
+        "notices",
         "scale",
         "all",
     ):
@@ -132,6 +133,15 @@ def test_uses_benchmark_writes_every_counted_hit_and_searches_before_and_after()
     assert result["uses_counted"] == 3 * uses.HITS_PER_FLUSH  # every hit of every flush, no more
     assert result["wal_kb_per_flush"] > 0
     assert all(result[when]["p50_ms"] > 0 for when in ("search_before", "search_after")), result
+
+
+def test_notices_benchmark_switches_the_trigger_and_measures_both_ways() -> None:
+    from benchmarks import notices
+
+    result = notices.run(200, rounds=1, seconds=0.3)
+    assert result["bulk_edit_notices_off"] == 0 and result["bulk_edit_notices_on"] == 1
+    assert result["bulk_edit_row_times_notices_off"] == 0 and result["bulk_edit_row_times_notices_on"] == 200
+    assert result["edits_per_s_1_off"] > 0 and result["edits_per_s_8_on"] > 0 and result["bulk_edit_ms_ratio"] > 0
 
 
 def test_expansion_benchmark_compares_a_scope_with_the_whole_vocabulary() -> None:
