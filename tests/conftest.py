@@ -278,3 +278,17 @@ def threads_running(runtime: Runtime, needle: str) -> Iterator[list[str]]:
         yield names
     finally:
         event.remove(runtime.engine, "before_cursor_execute", record)
+
+
+def notices_heard(runtime: Runtime) -> int:
+    """Change notices the runtime's listener has reported so far (app/memory_notices.py)."""
+    assert runtime.memory_notices is not None
+    return runtime.memory_notices.heard
+
+
+def await_notices(runtime: Runtime, count: int, within_s: float = 10) -> None:
+    """Until the listener has reported `count` notices in all."""
+    deadline = time.monotonic() + within_s
+    while notices_heard(runtime) < count:
+        assert time.monotonic() < deadline, f"{count - notices_heard(runtime)} change notices never arrived"
+        time.sleep(0.01)

@@ -21,7 +21,7 @@ from app.runtime import Runtime
 from app.services.tenants import authenticate
 from benchmarks.corpus import conversation_texts
 from retrieval.scope_cache import EDIT_MARGIN
-from tests.conftest import ServiceLauncher
+from tests.conftest import ServiceLauncher, await_notices, notices_heard
 
 EDIT = text("UPDATE memories SET content = :content, updated_at = :at WHERE id = :id")  # the vector left as it was
 
@@ -32,17 +32,6 @@ def elsewhere(runtime: Runtime) -> Iterator[Engine]:
     engine = create_engine(runtime.engine.url, connect_args={"application_name": "another-process"})
     yield engine
     engine.dispose()
-
-
-def _notices(runtime: Runtime) -> int:
-    assert runtime.memory_notices is not None
-    return runtime.memory_notices.heard
-
-
-def _await_notices(runtime: Runtime, count: int, within_s: float = 10) -> None:
-    deadline = time.monotonic() + within_s
-    while _notices(runtime) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def _memories(client: TestClient, user_id: str) -> list[str]:
@@ -68,10 +57,10 @@ def _edited_elsewhere_and_found(
 ) -> bool:
     """Another process edits the memory; once its notice is heard here, the next search finds it by
     its new words."""
-    heard = _notices(runtime)
+    heard = notices_heard(runtime)
     with elsewhere.begin() as connection:
         _edit(connection, memory_id, content)
-    _await_notices(runtime, heard + 1)
+    await_notices(runtime, heard + 1)
     return _found(client, query, user_id, memory_id)
 
 
@@ -89,13 +78,13 @@ def _late_edit(
     reads it. Yields both; once the first commits, the scope's stamp is as it was (its
     `updated_at` is the older)."""
     user_id, late_id, read_id = ids
-    heard = _notices(runtime)
+    heard = notices_heard(runtime)
     now = datetime.now(UTC)
     with late.connect() as first, elsewhere.connect() as second:
         _edit(first, late_id, "Zara keeps her passport in the cerulean folder.", now - ran_for)
         _edit(second, read_id, "Omar waters the ferns on Sundays.", now)
         second.commit()
-        _await_notices(runtime, heard + 1)
+        await_notices(runtime, heard + 1)
         assert _found(client, "Omar ferns", user_id, read_id)
         yield first, second
 
@@ -117,13 +106,13 @@ def test_an_edit_made_elsewhere_that_commits_late_is_not_missed(
     refreshes' margin (EDIT_MARGIN)."""
     user = f"late-elsewhere-{ran_for_s:.0f}"
     ids = _memories(client, user)
-    heard = _notices(runtime)
+    heard = notices_heard(runtime)
     with _late_edit(runtime, client, elsewhere, elsewhere, (user, ids[3], ids[5]), timedelta(seconds=ran_for_s)) as (
         first,
         _,
     ):
         first.commit()
-    _await_notices(runtime, heard + 2)
+    await_notices(runtime, heard + 2)
     assert _found(client, "Zara passport cerulean", user, ids[3])
 
 
@@ -138,9 +127,9 @@ def test_an_edit_of_this_process_from_a_long_transaction_is_not_missed(
         first,
         _,
     ):
-        heard = _notices(runtime)
+        heard = notices_heard(runtime)
         first.commit()
-    _await_notices(runtime, heard + 1)
+    await_notices(runtime, heard + 1)
     assert _found(client, "Zara passport cerulean", "late-here", ids[3])
 
 
@@ -185,7 +174,7 @@ def test_a_second_service_process_writes_and_this_one_searches_it_at_once(
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=other.url, headers=headers, timeout=30) as replica:
         client.post("/v1/search", json={"query": "check the scope now", "user_id": "replicas"})
-        heard = _notices(runtime)
+        heard = notices_heard(runtime)
         edited = replica.patch(
             f"/v1/memories/{ids[3]}", json={"content": "Zara keeps her passport in a cerulean folder."}
         )
@@ -194,7 +183,7 @@ def test_a_second_service_process_writes_and_this_one_searches_it_at_once(
             "/v1/memories", json={"content": "Omar waters the ferns on Sundays.", "user_id": "replicas"}
         )
         assert written.status_code == 201, written.text
-    _await_notices(runtime, heard + 2)
+    await_notices(runtime, heard + 2)
     assert _found(client, "Zara passport cerulean", "replicas", ids[3])
     assert _found(client, "Omar ferns Sundays", "replicas", written.json()["ids"][0])
 
