@@ -7,7 +7,9 @@ service's own listener reading as it does in production: single-row edit transac
 from one thread and from eight, and one `UPDATE` of every memory of the scope (BULK_TIMES: its
 rows given one time, one notice; or each its own, a notice a row). Reported: the medians of each
 and their ratios, on over off (a throughput ratio under 1, a time ratio over 1, is the notices'
-cost), and the notices a listener got of each bulk edit with the trigger off and on.
+cost), the notices a listener got of each bulk edit with the trigger off and on, and what one call
+of `loci_send_memory_notice` costs Postgres, with and without an edit time (the part of a notice's
+cost that its payload's form decides).
 """
 
 import statistics
@@ -28,6 +30,12 @@ _EDIT_ALL = "UPDATE memories SET content = content || '.', updated_at = {time} W
 # Its rows share the transaction's time, as the service's writes give one time to a statement; or each
 # row gets its own, as a hand-written bulk update may: a notice each, since 0009 puts the time in it.
 BULK_TIMES = {"bulk_edit": "now()", "bulk_edit_row_times": "clock_timestamp()"}
+CALLS = 20_000  # notices queued by one statement, each for its own user so that none are folded
+_CALL_ARGUMENTS = {"notice_call_us": "false", "notice_call_edited_us": "false, clock_timestamp()"}
+_CALLS_SQL = (
+    "SELECT count({call}) FROM (SELECT 'bench' AS w, gen_random_uuid() AS t, 'user-' || i AS u"
+    f" FROM generate_series(1, {CALLS}) AS i) AS calls"
+)
 
 
 def _switch(engine: Engine, on: bool) -> None:
@@ -73,6 +81,28 @@ def _bulk_edit(engine: Engine, time_sql: str) -> tuple[float, int]:
     return elapsed_ms, heard
 
 
+def _statement_us(engine: Engine, call: str) -> float:
+    """Microseconds per row of one `_CALLS_SQL` statement, in a transaction rolled back (its notices
+    are never sent)."""
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        conn.execute(text(_CALLS_SQL.format(call=call)))
+        elapsed = time.perf_counter() - started
+        conn.rollback()
+    return elapsed / CALLS * 1e6
+
+
+def _notice_call_us(engine: Engine, rounds: int) -> dict[str, float]:
+    """What a call of `loci_send_memory_notice` adds to a statement (median over `rounds`): building
+    its payload and queueing it, without the commit that sends it."""
+    samples: dict[str, list[float]] = {name: [] for name in _CALL_ARGUMENTS}
+    for _ in range(rounds):
+        baseline = _statement_us(engine, "NULL")
+        for name, arguments in _CALL_ARGUMENTS.items():
+            samples[name].append(_statement_us(engine, f"loci_send_memory_notice(w, t, u, {arguments})") - baseline)
+    return {name: round(statistics.median(values), 2) for name, values in samples.items()}
+
+
 def run(memories: int, rounds: int, seconds: float) -> dict[str, Any]:
     with throwaway_runtime(**SERVICE) as (url, key, runtime), client_for(url, key) as client:
         grow_to(client, memories, 0)
@@ -94,7 +124,8 @@ def run(memories: int, rounds: int, seconds: float) -> dict[str, Any]:
                     for name, value in sample.items():
                         measured[on].setdefault(name, []).append(value)
         _switch(engine, True)
-    result: dict[str, Any] = {"memories": memories, "rounds": rounds, "seconds_per_measure": seconds}
+        call_costs = _notice_call_us(engine, rounds)
+    result: dict[str, Any] = {"memories": memories, "rounds": rounds, "seconds_per_measure": seconds, **call_costs}
     for (on, name), count in sorted(heard.items()):
         result[f"{name}_notices_{'on' if on else 'off'}"] = count
     for name in measured[True]:
