@@ -22,6 +22,7 @@ from app.portability_cli import _LazyEmbedder
 from app.runtime import Runtime
 from app.services.export_format import COLUMNS
 from app.services.tenants import create_tenant_with_key
+from app.storable import MAX_NESTING
 from memory_types.content import indexed_text
 from tests.test_lifecycle_jobs import CONVERSATION, wait_for
 from tests.test_update_on_write import _fact
@@ -318,7 +319,13 @@ def test_malformed_files_are_refused_with_the_line_and_nothing_written(small: tu
     for moment in ("yesterday", "0001-01-01T00:00:00+14:00"):  # the second is in year 0 in UTC
         bad_time = _with(records, created_at=moment)
         assert _refused(tenant.client, _dump(bad_time), 422)["details"]["field"] == "created_at"
-    for column, value in (("importance", float("nan")), ("content", "half a pair \ud800"), ("metadata", {"k": "\x00"})):
+    unstorable = (
+        ("importance", float("nan")),
+        ("content", "half a pair \ud800"),
+        ("metadata", {"k": "\x00"}),
+        ("metadata", {"k": json.loads("[" * MAX_NESTING + "]" * MAX_NESTING)}),  # one level too many
+    )
+    for column, value in unstorable:
         assert _refused(tenant.client, _dump(_with(records, **{column: value})), 422)["details"]["field"] == column
     twice = [
         *records[:2],

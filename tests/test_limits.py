@@ -3,6 +3,7 @@
 error shows. Each runs on an app of its own with small limits over the session's runtime."""
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.api.ratelimit import RateLimiter, retry_after
 from app.local_server import serve_in_thread
+from app.storable import MAX_NESTING
 
 
 def _error(response: httpx.Response, status: int, code: str) -> None:
@@ -107,6 +109,10 @@ def test_bodies_over_the_limit_are_refused_before_parsing(app_with, api_key: str
         assert client.post("/v1/memories", content=_chunks(500)).status_code == 201
 
 
+def _lists(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
 MESSAGE_AT = '{"user_id": "u", "session_id": "s", "messages": [{"role": "user", "content": "hi", "timestamp": "%s"}]}'
 
 
@@ -119,6 +125,13 @@ def test_values_postgres_cannot_store_are_422(client: TestClient) -> None:
         ("/v1/memories", '{"content": "ok", "user_id": "u", "metadata": {"x": NaN}}'),
         ("/v1/memories", '{"content": "ok", "user_id": "u", "metadata": ' + "[" * 5000 + "]" * 5000 + "}"),
         ("/v1/search", '{"query": "tea", "filters": {"x": Infinity}}'),
+        # Nesting past MAX_NESTING, counted from the body's root; 600 levels were a RecursionError.
+        ("/v1/memories", '{"content": "ok", "user_id": "u", "metadata": {"k": ' + _lists(MAX_NESTING - 1) + "}}"),
+        ("/v1/memories", '{"content": "ok", "user_id": "u", "attributes": {"k": ' + _lists(600) + "}}"),
+        ("/v1/search", '{"query": "tea", "filters": {"x": ' + _lists(600) + "}}"),
+        ("/v1/messages", '{"user_id": "u", "session_id": "s", "messages": ' + _lists(600) + "}"),
+        ("/v1/admin/keys", '{"permissions": ["read"], "name": ' + _lists(600) + "}"),
+        ("/v1/jobs/consolidate", '{"user_id": ' + _lists(600) + "}"),
         ("/v1/messages", '{"user_id": "u", "session_id": "s", "messages": [{"role": "user", "content": "  "}]}'),
         ("/v1/jobs/forget", '{"user_id": "u", "session_id": "\\u0000"}'),
         # Times whose offset carries them out of the years 1 to 9999 in UTC, where Python and the
@@ -132,6 +145,10 @@ def test_values_postgres_cannot_store_are_422(client: TestClient) -> None:
     for path, body in bodies:
         response = client.post(path, content=body, headers={"Content-Type": "application/json"})
         _error(response, 422, "validation_error")
+    memory_id = client.post("/v1/memories", json={"content": "ok", "user_id": "u"}).json()["ids"][0]
+    response = client.patch(f"/v1/memories/{memory_id}", content='{"metadata": {"k": ' + _lists(300) + "}}")
+    _error(response, 422, "validation_error")  # was stored, then a 500 from serialising the answer
+    assert client.delete(f"/v1/memories/{memory_id}", params={"hard": "true"}).status_code == 200
     for path in ("/v1/memories?user_id=a%00b", "/v1/users/a%00b/footprint", "/v1/stats?user_id=%00"):
         _error(client.get(path), 422, "validation_error")
     assert client.get("/v1/memories", params={"user_id": "u"}).json()["memories"] == []
@@ -140,6 +157,18 @@ def test_values_postgres_cannot_store_are_422(client: TestClient) -> None:
             "/v1/messages", content=MESSAGE_AT % moment, headers={"Content-Type": "application/json"}
         )
         assert response.status_code == 201, response.text
+
+
+def test_metadata_nested_to_the_limit_is_stored_read_back_and_found(client: TestClient) -> None:
+    """The limit lies below what answering with a memory can serialise (pydantic stops at ~255)."""
+    metadata = {"k": json.loads(_lists(MAX_NESTING - 2))}  # inside the body's object and metadata's own
+    created = client.post("/v1/memories", json={"content": "deeply tagged", "user_id": "nest", "metadata": metadata})
+    assert created.status_code == 201, created.text
+    memory_id = created.json()["ids"][0]
+    assert client.get(f"/v1/memories/{memory_id}").json()["metadata"] == metadata
+    assert client.patch(f"/v1/memories/{memory_id}", json={"metadata": metadata}).status_code == 200
+    found = client.post("/v1/search", json={"query": "deeply tagged", "user_id": "nest"}).json()["results"]
+    assert [(hit["id"], hit["metadata"]) for hit in found] == [(memory_id, metadata)]
 
 
 def test_pagination_and_result_counts_are_capped(client: TestClient) -> None:

@@ -1,7 +1,5 @@
 """Request and response bodies of API v1."""
 
-import math
-import re
 import uuid
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
@@ -11,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from app.moments import within_calendar
 from app.services.tenants import Permission
+from app.storable import unstorable
 from memory_types import MemoryType, validate_attributes
 
 ScopeId = Field(default=None, min_length=1, max_length=200)
@@ -19,41 +18,13 @@ Source = Literal["user", "agent", "tool", "import"]
 Status = Literal["active", "superseded", "archived", "deleted"]
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _unstorable(value: Any, where: str = "value") -> str | None:
-    """Why `value` (parsed JSON) cannot be stored, or None: Postgres text and jsonb hold no NUL
-    character, no unpaired surrogate and no NaN or infinity, and would fail the write with a 500."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{where} contains a NUL character"
-        if _SURROGATE.search(value):
-            return f"{where} contains an unpaired surrogate (not valid Unicode)"
-    elif isinstance(value, float) and not math.isfinite(value):
-        return f"{where} is {value}: JSON numbers must be finite"
-    elif isinstance(value, dict):
-        inner = "" if where == "value" else f"{where}."
-        return next(
-            (
-                p
-                for k, v in value.items()
-                if (p := _unstorable(k, f"a key of {where}") or _unstorable(v, f"{inner}{k}"))
-            ),
-            None,
-        )
-    elif isinstance(value, list):
-        return next((p for i, v in enumerate(value) if (p := _unstorable(v, f"{where}[{i}]"))), None)
-    return None
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, data: Any) -> Any:
-        if (problem := _unstorable(data)) is not None:
+        if (problem := unstorable(data)) is not None:
             raise ValueError(problem)
         return data
 

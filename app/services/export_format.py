@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from app.db.models import Base, Memory, MemoryEvent, MemoryKey, MemoryLink
 from app.moments import within_calendar
+from app.storable import unstorable
 from memory_types import MemoryType, validate_attributes
 
 FORMAT = "loci-export"
@@ -101,11 +102,11 @@ def _decode_value(column: Column[Any], value: Any, dims: int | None) -> Any:
         if isinstance(kind, Vector):
             return _vector(value, dims)
         if isinstance(kind, JSONB):
-            return _storable(value)
+            return _storable(value, column.name)
         if isinstance(kind, ARRAY):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("expected a list of strings")
-            return [_storable(v) for v in value]
+            return _storable(value, column.name)
         if isinstance(kind, Float):
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError("expected a finite number")
@@ -116,8 +117,8 @@ def _decode_value(column: Column[Any], value: Any, dims: int | None) -> Any:
             return value
         if not isinstance(value, str):
             raise ValueError("expected a string")
-        return _storable(value)
-    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+        return _storable(value, column.name)
+    except (TypeError, ValueError, AttributeError) as exc:
         raise FormatError(f"'{column.name}': {exc}", column.name) from None
 
 
@@ -132,22 +133,11 @@ def _vector(value: Any, dims: int | None) -> np.ndarray:
     return vector
 
 
-def _storable(value: Any) -> Any:
-    """Postgres text and jsonb hold no NUL character, nor (being UTF-8) an unpaired surrogate, nor
-    does jsonb hold NaN; refuse them here, where the line is known, not in the database."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("contains a NUL character")
-        value.encode("utf-8")  # UnicodeEncodeError (a ValueError) on an unpaired surrogate
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("contains NaN or Infinity")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable(key)
-            _storable(item)
-    elif isinstance(value, list):
-        for item in value:
-            _storable(item)
+def _storable(value: Any, column: str) -> Any:
+    """`value`, or ValueError naming what Postgres could not hold or the service could not read back
+    (app/storable.py), here where the line is known, not in the database."""
+    if (problem := unstorable(value, column)) is not None:
+        raise ValueError(problem)
     return value
 
 
