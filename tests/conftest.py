@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -292,3 +292,12 @@ def await_notices(runtime: Runtime, count: int, within_s: float = 10) -> None:
     while notices_heard(runtime) < count:
         assert time.monotonic() < deadline, f"{count - notices_heard(runtime)} change notices never arrived"
         time.sleep(0.01)
+
+
+def waiting_on(runtime: Runtime, holder_pid: int) -> int:
+    """Backends waiting for a lock that backend `holder_pid` holds. Read in a transaction of its own:
+    Postgres reads pg_stat_activity once per transaction, so a watcher that kept one open never saw a
+    backend that connected, or started waiting, after its first look."""
+    with runtime.engine.connect() as watcher:
+        blocked = "SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"
+        return watcher.execute(text(blocked), {"holder": holder_pid}).scalar_one()

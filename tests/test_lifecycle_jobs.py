@@ -18,7 +18,7 @@ from app.runtime import Runtime
 from app.services.tenants import authenticate
 from retrieval import SearchQuery
 from retrieval.candidates import key_candidates
-from tests.conftest import branches_run, threads_running
+from tests.conftest import branches_run, threads_running, waiting_on
 
 CONVERSATION = [
     {"role": "user", "name": "Ann", "content": "I moved to Lisbon last spring. My favourite food is grilled sardines."},
@@ -217,19 +217,13 @@ def test_consolidation_waits_for_an_episode_another_transaction_holds(client: Te
     """An episode held for a moment by another transaction (a search's use count being written) is
     consolidated with its session once the lock goes, not skipped until a later sweep."""
     ids = client.post("/v1/messages", json={"user_id": "u6", "session_id": "s", "messages": CONVERSATION}).json()["ids"]
-    with runtime.engine.connect() as holder, runtime.engine.connect() as watcher:
-        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+    with runtime.engine.connect() as holder:
+        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
         holder.execute(text("SELECT 1 FROM memories WHERE id = :id FOR UPDATE"), {"id": ids[0]})
         job_id = client.post("/v1/jobs/consolidate", json={"user_id": "u6"}).json()["job_id"]
         deadline = time.monotonic() + 30
         while client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("succeeded", "failed"):
-            # Blocked by the holder, whatever its statement text: the text pg_stat_activity showed for
-            # the waiting job was often a stale BEGIN or COMMIT, and the test then sat out its 30 s.
-            waiting = watcher.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"),
-                {"holder": holder_pid},
-            ).scalar()
-            if waiting or time.monotonic() > deadline:
+            if waiting_on(runtime, holder_pid) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         holder.rollback()

@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import event, select, text
 
-from app.api.schemas import MemoryPatch
+from app.api.schemas import MemoryCreate, MemoryPatch
 from app.db.models import Memory
 from app.runtime import Runtime
 from app.services import memory_store
+from tests.conftest import waiting_on
 
 
 def _add(client: TestClient, **fields) -> str:  # type: ignore[no-untyped-def]
@@ -79,6 +80,33 @@ def test_idempotency_key_returns_original_id(client: TestClient) -> None:
     assert batch[0] == batch[1]
     listed = client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]
     assert sorted(m["content"] for m in listed) == ["I like green tea", "x"]
+
+
+def test_a_retry_racing_its_first_try_gets_the_first_ones_id(client: TestClient, runtime: Runtime) -> None:
+    """A retry sent while the first try's transaction is still open: its insert of the key waits for
+    that transaction, fails once it commits, and the retry, run again, answers with the first try's
+    id (it was a 500)."""
+    seed = _add(client, content="before both")
+    with runtime.sessions() as first_try:
+        tenant_id = first_try.scalar(select(Memory.tenant_id).where(Memory.id == uuid.UUID(seed)))
+        item = MemoryCreate(content="the first try", user_id="u1", idempotency_key="retry-1")
+        vectors = memory_store.embed_items(runtime.embedder, [item])
+        [first_id] = memory_store.create_memories(first_try, tenant_id, [item], vectors, "test")
+        holder_pid = first_try.scalar(text("SELECT pg_backend_pid()"))
+        answers: list[Response] = []
+        body = {"content": "the retry", "user_id": "u1", "idempotency_key": "retry-1"}
+        retry = threading.Thread(target=lambda: answers.append(client.post("/v1/memories", json=body)))
+        retry.start()
+        deadline = time.monotonic() + 30
+        while not waiting_on(runtime, holder_pid):
+            assert time.monotonic() < deadline, f"the retry never waited for the first try's key: {answers}"
+            time.sleep(0.02)
+        first_try.commit()
+        retry.join(timeout=30)
+    assert answers[0].status_code == 201, answers[0].text
+    assert answers[0].json()["ids"] == [str(first_id)]
+    listed = client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]
+    assert sorted(m["content"] for m in listed) == ["before both", "the first try"]
 
 
 def test_messages_become_episodic_memories(client: TestClient) -> None:

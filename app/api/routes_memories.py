@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Reader, RuntimeDep, Writer
@@ -35,6 +36,9 @@ from memory_types import MemoryType
 router = APIRouter(prefix="/v1", tags=["memories"])
 log = logging.getLogger(__name__)
 
+# A write that lost the race for its idempotency key runs once more and finds the winner's id; a
+# third try only if the winner was deleted meanwhile and another write took the key again.
+IDEMPOTENCY_ATTEMPTS = 3
 _CREATE_BODY = TypeAdapter(MemoryCreate | MemoryBatch).json_schema(ref_template="#/components/schemas/{model}")
 
 
@@ -79,10 +83,17 @@ async def _store(runtime: RuntimeDep, principal: Principal, items: list[MemoryCr
 
     def work() -> list[uuid.UUID]:
         vectors = memory_store.embed_items(runtime.embedder, items, embed)  # before the transaction opens
-        with tenant_session(runtime, principal) as session:
-            return memory_store.create_memories(
-                session, tenant_id, items, vectors, actor, runtime.settings.near_duplicate_threshold
-            )
+        attempts_left = IDEMPOTENCY_ATTEMPTS
+        while True:
+            try:
+                with tenant_session(runtime, principal) as session:
+                    return memory_store.create_memories(
+                        session, tenant_id, items, vectors, actor, runtime.settings.near_duplicate_threshold
+                    )
+            except IntegrityError as exc:
+                attempts_left -= 1
+                if attempts_left == 0 or not memory_store.lost_an_idempotency_race(exc):
+                    raise
 
     ids = await run_in_threadpool(work)
     if log.isEnabledFor(logging.DEBUG):

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.api.schemas import MemoryCreate, MemoryPatch, Message, MessagesCreate
@@ -90,6 +92,16 @@ def embed_items(embedder: Embedder, items: Sequence[MemoryCreate], embed: bool =
         return ItemVectors(embedder.model_name, [None] * len(items))
     texts = [indexed_text(item.content, item.attributes) for item in items]
     return ItemVectors(embedder.model_name, list(embedder.embed(texts)))
+
+
+IDEMPOTENCY_INDEX = "memories_idempotency_idx"  # unique (tenant_id, idempotency_key), migration 0001
+
+
+def lost_an_idempotency_race(exc: IntegrityError) -> bool:
+    """The write inserted an idempotency key that a concurrent write had inserted first (a client
+    retrying while its first try is still running). Postgres raises this only once that write has
+    committed, so the same write run again in a new transaction finds its key and returns its id."""
+    return isinstance(exc.orig, UniqueViolation) and exc.orig.diag.constraint_name == IDEMPOTENCY_INDEX
 
 
 def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str]) -> dict[str, uuid.UUID]:
