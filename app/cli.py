@@ -164,8 +164,16 @@ def migrate() -> None:
     engine.dispose()
 
 
+def _tenant_name(name: str) -> str:
+    """A name `--tenant` can give back: not blank (a blank one was taken, key and all), and at most
+    200 characters, as the API's scope ids; NUL is refused by the shell before it gets here."""
+    if not name.strip() or len(name) > 200:
+        raise typer.BadParameter("give the tenant a name of 1 to 200 characters, not blank")
+    return name
+
+
 @tenant_cli.command("create")
-def tenant_create(name: str) -> None:
+def tenant_create(name: Annotated[str, typer.Argument(callback=_tenant_name)]) -> None:
     """Create a tenant (or reuse one of that name) and print a new API key on its own line."""
     from app.db.engine import make_sessionmaker
     from app.runtime import open_database

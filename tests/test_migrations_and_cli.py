@@ -169,6 +169,9 @@ def test_cli_commands_share_one_embedded_server(service_launcher: ServiceLaunche
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         assert key.startswith("loci_") and created.stdout.strip() == key
+        for blank in ("", "  ", "x" * 201):
+            unnamed = _loci(env, "tenant", "create", blank)
+            assert unnamed.returncode == 2 and not unnamed.stdout and "1 to 200" in unnamed.stderr, unnamed
 
         added = _loci(env, "add", "The launch is planned for Tuesday", "--user-id", "cli-user", "--tenant", "acme")
         assert added.returncode == 0, added.stderr
