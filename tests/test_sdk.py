@@ -23,10 +23,13 @@ from loci_client import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitError,
     SearchResponse,
     ValidationError,
 )
 from loci_client._core import JobWait
+
+from app.local_server import serve_in_thread
 
 FIRST_PERSON_FACTS = [
     {"role": "user", "content": "I moved to Lisbon last spring."},
@@ -301,6 +304,41 @@ def test_closed_port_raises_connection_failed_quickly() -> None:
     assert caught.value.status_code is None
     assert "2 attempt" in str(caught.value)
     assert time.monotonic() - started < 5
+
+
+class _Recording(httpx.HTTPTransport):
+    """A real transport that notes the status of each answer, to count what the client sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.statuses.append(response.status_code)
+        return response
+
+
+def test_rate_limited_calls_are_sent_again_after_retry_after(app_with, api_key: str) -> None:  # type: ignore[no-untyped-def]
+    """A 429 says nothing was done: the client waits the server's Retry-After and sends the call
+    again; with no retries left it raises RateLimitError with the hint."""
+    with serve_in_thread(app_with(rate_limit_per_s=1, rate_limit_burst=1)) as url:
+        with MemoryClient(url, api_key, retries=0) as impatient:
+            impatient.stats()
+            with pytest.raises(RateLimitError) as refused:
+                impatient.stats()
+            assert refused.value.retry_after == 1
+        recording = _Recording()
+        with MemoryClient(url, api_key, retries=3, transport=recording) as patient:
+            ids = [patient.add(f"note {i} of a busy day", user_id="paced") for i in range(3)]
+            assert len(set(ids)) == 3 and patient.list(user_id="paced").memories
+        assert 429 in recording.statuses and recording.statuses.count(201) == 3, recording.statuses
+
+        async def add_twice() -> list[str]:
+            async with AsyncMemoryClient(url, api_key, retries=3) as client:
+                return [await client.add(f"async note {i}", user_id="paced") for i in range(2)]
+
+        assert len(set(asyncio.run(add_twice()))) == 2
 
 
 def test_async_client(live_server) -> None:  # type: ignore[no-untyped-def]

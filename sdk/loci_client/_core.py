@@ -45,6 +45,10 @@ _USERS = "/v1/users"
 # keep-alive connection was closed by the server under us; anything else (a read timeout, say) may
 # have reached the server, and retrying a POST then could store it twice.
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+# Error codes of answers that say nothing was done and to ask again (429: the key's rate; 503: a
+# collision with a concurrent request in the database): as safe to send again as a refused connection.
+_NOTHING_DONE = frozenset({"rate_limited", "conflict_retry"})
+LONGEST_WAIT = 30.0  # seconds; a longer Retry-After is the caller's to decide on, so it is raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,8 @@ class Call(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounded exponential backoff for connection failures only; HTTP errors are never retried."""
+    """Bounded exponential backoff for connection failures and for answers that say nothing was done
+    (429 `rate_limited`, 503 `conflict_retry`); other HTTP errors are never retried."""
 
     retries: int
     backoff: float
@@ -81,6 +86,19 @@ class RetryPolicy:
             f"{call.method} {call.path} failed after {attempt + 1} attempt(s): {type(exc).__name__}: {exc}",
             code="connection_failed",
         ) from exc
+
+    def wait_after(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending again a call that attempt number `attempt` (0-based) got
+        `response` to, or None to take the answer as it is. Only an answer that says nothing was done
+        is sent again, after the server's Retry-After (else the backoff), while retries remain and
+        the wait is at most LONGEST_WAIT."""
+        if not response.is_error or attempt >= self.retries:
+            return None
+        error = error_from_response(response)
+        if error.code not in _NOTHING_DONE:
+            return None
+        wait = self.backoff * 2.0**attempt if error.retry_after is None else error.retry_after
+        return wait if wait <= LONGEST_WAIT else None
 
 
 @dataclass(slots=True)

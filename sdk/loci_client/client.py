@@ -29,8 +29,10 @@ class _BaseClient:
     `base_url` and `api_key` fall back to the LOCI_URL and LOCI_API_KEY environment variables.
     `timeout` (seconds) applies to connect, read, write and pool waits alike. `retries` is how many
     times a request is re-sent after a connection failure (ConnectError, ConnectTimeout,
-    RemoteProtocolError), waiting `backoff * 2**n` seconds before retry n; HTTP error statuses are
-    never retried, since a 4xx will not change and a 5xx may already have had an effect.
+    RemoteProtocolError), waiting `backoff * 2**n` seconds before retry n, or after an answer that
+    says nothing was done (429 `rate_limited`, 503 `conflict_retry`), waiting the server's
+    Retry-After (one over 30 s is raised instead). Other HTTP errors are never retried, since a 4xx
+    will not change and a 5xx may already have had an effect.
     """
 
     def __init__(
@@ -75,9 +77,11 @@ class MemoryClient(_BaseClient):
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
                 time.sleep(self._retry.delay(call, exc, attempt))
-                attempt += 1
             else:
-                return _core.parse_response(call, response)
+                if (wait := self._retry.wait_after(response, attempt)) is None:
+                    return _core.parse_response(call, response)
+                time.sleep(wait)
+            attempt += 1
 
     def add(
         self,
@@ -367,9 +371,11 @@ class AsyncMemoryClient(_BaseClient):
                 response = await self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
                 await asyncio.sleep(self._retry.delay(call, exc, attempt))
-                attempt += 1
             else:
-                return _core.parse_response(call, response)
+                if (wait := self._retry.wait_after(response, attempt)) is None:
+                    return _core.parse_response(call, response)
+                await asyncio.sleep(wait)
+            attempt += 1
 
     async def add(
         self,
