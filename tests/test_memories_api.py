@@ -82,31 +82,66 @@ def test_idempotency_key_returns_original_id(client: TestClient) -> None:
     assert sorted(m["content"] for m in listed) == ["I like green tea", "x"]
 
 
-def test_a_retry_racing_its_first_try_gets_the_first_ones_id(client: TestClient, runtime: Runtime) -> None:
-    """A retry sent while the first try's transaction is still open: its insert of the key waits for
-    that transaction, fails once it commits, and the retry, run again, answers with the first try's
-    id (it was a 500)."""
-    seed = _add(client, content="before both")
-    with runtime.sessions() as first_try:
-        tenant_id = first_try.scalar(select(Memory.tenant_id).where(Memory.id == uuid.UUID(seed)))
-        item = MemoryCreate(content="the first try", user_id="u1", idempotency_key="retry-1")
-        vectors = memory_store.embed_items(runtime.embedder, [item])
-        [first_id] = memory_store.create_memories(first_try, tenant_id, [item], vectors, "test")
-        holder_pid = first_try.scalar(text("SELECT pg_backend_pid()"))
+def _sent_while_held(client: TestClient, runtime: Runtime, held: MemoryCreate, body: dict) -> tuple[str, Response]:  # type: ignore[type-arg]
+    """Writes `held` in a transaction left open while `body` is posted, until the post either waits
+    for that transaction or is answered; then commits. The held memory's id and the post's answer."""
+    seed = _add(client, content="a memory of the tenant's")
+    with runtime.sessions() as holder:
+        tenant_id = holder.scalar(select(Memory.tenant_id).where(Memory.id == uuid.UUID(seed)))
+        vectors = memory_store.embed_items(runtime.embedder, [held])
+        [held_id] = memory_store.create_memories(holder, tenant_id, [held], vectors, "test")
+        holder_pid = holder.scalar(text("SELECT pg_backend_pid()"))
         answers: list[Response] = []
-        body = {"content": "the retry", "user_id": "u1", "idempotency_key": "retry-1"}
-        retry = threading.Thread(target=lambda: answers.append(client.post("/v1/memories", json=body)))
-        retry.start()
+        sender = threading.Thread(target=lambda: answers.append(client.post("/v1/memories", json=body)))
+        sender.start()
         deadline = time.monotonic() + 30
-        while not waiting_on(runtime, holder_pid):
-            assert time.monotonic() < deadline, f"the retry never waited for the first try's key: {answers}"
+        while not answers and not waiting_on(runtime, holder_pid):
+            assert time.monotonic() < deadline, "the post neither waited nor was answered"
             time.sleep(0.02)
-        first_try.commit()
-        retry.join(timeout=30)
+        holder.commit()
+        sender.join(timeout=30)
     assert answers[0].status_code == 201, answers[0].text
-    assert answers[0].json()["ids"] == [str(first_id)]
-    listed = client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]
-    assert sorted(m["content"] for m in listed) == ["before both", "the first try"]
+    return str(held_id), answers[0]
+
+
+def test_a_retry_racing_its_first_try_gets_the_first_ones_id(client: TestClient, runtime: Runtime) -> None:
+    """A retry sent while the first try's transaction is still open (to another scope: keys are the
+    tenant's, and writes of one scope take turns): its insert of the key waits for that transaction,
+    fails once it commits, and the retry, run again, answers with the first try's id (it was a 500)."""
+    first_try = MemoryCreate(content="the first try", user_id="u1", idempotency_key="retry-1")
+    retry = {"content": "the retry", "user_id": "u2", "idempotency_key": "retry-1"}
+    first_id, answer = _sent_while_held(client, runtime, first_try, retry)
+    assert answer.json()["ids"] == [first_id]
+    assert client.get("/v1/memories", params={"user_id": "u2"}).json()["memories"] == []
+
+
+def _lives_in(city: str) -> dict[str, str]:
+    return {"subject": "Ann", "predicate": "lives in", "object": city}
+
+
+def test_concurrent_writes_of_one_fact_store_it_once(client: TestClient, runtime: Runtime) -> None:
+    """Writes of one scope take turns, so a fact written while another transaction writes the same
+    fact is found by the duplicate check and reinforces it (eight concurrent writes of one fact
+    had stored six copies); and a fact written meanwhile that contradicts it supersedes it."""
+    fact = {"type": "semantic", "content": "Ann is vegetarian", "user_id": "ann"}
+    held_id, answer = _sent_while_held(client, runtime, MemoryCreate(**fact), fact)
+    assert answer.json()["ids"] == [held_id]
+    lives = {"type": "semantic", "user_id": "ann"}
+    oslo = MemoryCreate(
+        **lives, content="Ann lives in Oslo", event_at="2024-01-01T00:00:00Z", attributes=_lives_in("Oslo")
+    )
+    rome = {
+        **lives,
+        "content": "Ann lives in Rome",
+        "event_at": "2024-06-01T00:00:00Z",
+        "attributes": _lives_in("Rome"),
+    }
+    held_id, answer = _sent_while_held(client, runtime, oslo, rome)
+    statuses = {
+        m["id"]: m["status"]
+        for m in client.get("/v1/memories", params={"user_id": "ann", "status": "all"}).json()["memories"]
+    }
+    assert statuses[answer.json()["ids"][0]] == "active" and statuses[held_id] == "superseded", statuses
 
 
 def test_messages_become_episodic_memories(client: TestClient) -> None:

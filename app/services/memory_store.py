@@ -152,6 +152,7 @@ def create_memories(
     types that merge, near-duplicates above the threshold reinforce the stored memory and yield its id.
     A stored semantic fact supersedes the active facts it contradicts.
     """
+    write_rules.take_turns(session, tenant_id, items)
     known = _existing_idempotent(session, tenant_id, {i.idempotency_key for i in items if i.idempotency_key})
     ids: list[uuid.UUID | None] = [known.get(item.idempotency_key or "") for item in items]
     same_as: dict[int, int] = {}  # position -> earlier position in this batch that it repeats
