@@ -14,6 +14,7 @@ from app.api.schemas import MemoryCreate, MemoryPatch
 from app.db.models import Memory
 from app.runtime import Runtime
 from app.services import memory_store
+from app.services.write_rules import MAX_TURN_LOCKS
 from tests.conftest import waiting_on
 
 
@@ -142,6 +143,16 @@ def test_concurrent_writes_of_one_fact_store_it_once(client: TestClient, runtime
         for m in client.get("/v1/memories", params={"user_id": "ann", "status": "all"}).json()["memories"]
     }
     assert statuses[answer.json()["ids"][0]] == "active" and statuses[held_id] == "superseded", statuses
+
+
+def test_a_batch_past_the_turn_locks_is_not_held_up(client: TestClient, runtime: Runtime) -> None:
+    """A batch needing more than MAX_TURN_LOCKS locks takes none, so a transaction writing one of its
+    memories does not hold it up (a lock of the whole tenant would have: behind a consolidation
+    job, every write of the tenant); the price is the duplicate, as before turns were taken."""
+    fact = {"type": "semantic", "content": "Bo is vegetarian", "user_id": "bo"}
+    others = [{**fact, "content": f"Bo visited city number {n}"} for n in range(MAX_TURN_LOCKS)]
+    held_id, answer = _sent_while_held(client, runtime, MemoryCreate(**fact), {"memories": [fact, *others]})
+    assert len(answer.json()["ids"]) == MAX_TURN_LOCKS + 1 and answer.json()["ids"][0] != held_id
 
 
 def test_messages_become_episodic_memories(client: TestClient) -> None:

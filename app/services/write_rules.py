@@ -35,7 +35,7 @@ def dedup_key(item: MemoryCreate) -> tuple[Any, ...]:
     return key
 
 
-MAX_TURN_LOCKS = 64  # a batch needing more takes its tenant's lock whole instead
+MAX_TURN_LOCKS = 64  # a batch needing more takes none: see take_turns
 
 
 def _canonical(value: Any) -> Any:
@@ -50,12 +50,12 @@ def take_turns(session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
     the scope and then write: two writes of one memory in flight together each missed the other
     (eight concurrent writes of one fact stored six copies), as did two contradicting facts. So a
     write takes a transaction-level advisory lock for each memory it writes (its `dedup_key`) and
-    for each fact's subject and predicate; writes of other memories do not wait (a lock per scope
-    made the writes of `loci bench load`, all to one user, ~25 % slower at p50). They are taken
-    after the tenant's, shared, and in sorted order, so that batches cannot deadlock; a batch
-    needing more than MAX_TURN_LOCKS takes the tenant's alone, exclusively, to keep within
-    Postgres's lock table. Near duplicates, found by their vectors, have no key and can still
-    both be stored."""
+    for each fact's subject and predicate, in sorted order, so that batches cannot deadlock.
+    Writes of other memories do not wait (a lock per scope made the writes of `loci bench load`,
+    all to one user, ~25 % slower at p50). A batch needing more than MAX_TURN_LOCKS takes none,
+    as before: a lock of the whole tenant instead would stall every write of the tenant behind
+    one consolidation job, and hundreds of locks would strain Postgres's lock table. Near
+    duplicates, found by their vectors, have no key either."""
     keys: set[str] = set()
     for item in items:
         keys.add(f"{tenant_id} same {tuple(map(_canonical, dedup_key(item)))!r}")
@@ -63,15 +63,13 @@ def take_turns(session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
         if fact is not None:
             keys.add(f"{tenant_id} fact {(item.user_id, item.agent_id, *fact)!r}")
     if len(keys) > MAX_TURN_LOCKS:
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:tenant, 0))"), {"tenant": str(tenant_id)})
         return
     # One statement, as a round trip inside the transaction costs a write far more under load than
     # its work; Postgres evaluates a select list left to right (were it ever not to, a deadlock it
     # detects is a 503 conflict_retry, which clients retry).
     ordered = dict(enumerate(sorted(keys)))
-    each = "".join(f", pg_advisory_xact_lock(hashtextextended(:k{n}, 0))" for n in ordered)
-    locks = text(f"SELECT pg_advisory_xact_lock_shared(hashtextextended(:tenant, 0)){each}")
-    session.execute(locks, {"tenant": str(tenant_id), **{f"k{n}": key for n, key in ordered.items()}})
+    locks = ", ".join(f"pg_advisory_xact_lock(hashtextextended(:k{n}, 0))" for n in ordered)
+    session.execute(text(f"SELECT {locks}"), {f"k{n}": key for n, key in ordered.items()})
 
 
 def _stored_key(memory: Memory) -> tuple[Any, ...]:
