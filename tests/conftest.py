@@ -294,10 +294,12 @@ def await_notices(runtime: Runtime, count: int, within_s: float = 10) -> None:
         time.sleep(0.01)
 
 
-def waiting_on(runtime: Runtime, holder_pid: int) -> int:
-    """Backends waiting for a lock that backend `holder_pid` holds. Read in a transaction of its own:
-    Postgres reads pg_stat_activity once per transaction, so a watcher that kept one open never saw a
-    backend that connected, or started waiting, after its first look."""
+def waiting_on(runtime: Runtime, holder_pid: int | None = None) -> int:
+    """Backends waiting for a lock that backend `holder_pid` holds (None: any backend). Read in a
+    transaction of its own: Postgres reads pg_stat_activity once per transaction, so a watcher that
+    kept one open never saw a backend that connected, or started waiting, after its first look."""
     with runtime.engine.connect() as watcher:
-        blocked = "SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"
-        return watcher.execute(text(blocked), {"holder": holder_pid}).scalar_one()
+        blockers = "pg_blocking_pids(pid)"
+        blocked = f"cardinality({blockers}) > 0" if holder_pid is None else f":holder = ANY({blockers})"
+        query = text(f"SELECT count(*) FROM pg_stat_activity WHERE {blocked}")
+        return watcher.execute(query, {"holder": holder_pid}).scalar_one()

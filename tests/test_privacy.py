@@ -1,11 +1,16 @@
 """Privacy: what is stored about one user (the footprint), and memory content kept out of logs."""
 
+import threading
+import time
 import uuid
 
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import text
 
 from app.runtime import Runtime
+from tests.conftest import waiting_on
+from tests.test_lifecycle_jobs import CONVERSATION
 
 
 def _add(client: TestClient, content: str, user_id: str) -> str:
@@ -53,6 +58,36 @@ def test_footprint_counts_what_is_stored_about_a_user(app, client: TestClient, r
         "memory_links": 0,
         "memory_events": 0,
     }
+
+
+def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.02)
+
+
+def test_erasing_a_user_during_their_consolidation_leaves_nothing(client: TestClient, runtime: Runtime) -> None:
+    """The consolidation's facts and summary, committed while the user's memories were being
+    deleted, were left behind with their keys, links and events (the footprint not zero after an
+    erasure that answered 200). The job is paused inside its transaction by a lock on one episode;
+    the erasure starts, the episode is let go, and neither the job nor the erasure leaves a row."""
+    ids = client.post("/v1/messages", json={"user_id": "gone", "session_id": "s", "messages": CONVERSATION})
+    with runtime.engine.connect() as holder:
+        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        holder.execute(text("SELECT 1 FROM memories WHERE id = :id FOR UPDATE"), {"id": ids.json()["ids"][0]})
+        assert client.post("/v1/jobs/consolidate", json={"user_id": "gone"}).status_code == 202
+        _until(lambda: waiting_on(runtime, holder_pid), "the job waited for the held episode")
+        erased: list[Response] = []
+        eraser = threading.Thread(target=lambda: erased.append(client.delete("/v1/users/gone")))
+        eraser.start()
+        _until(lambda: waiting_on(runtime) >= 2, "the erasure waited too")
+        holder.rollback()
+        eraser.join(timeout=30)
+    assert erased[0].status_code == 200, erased[0].text
+    for _ in range(5):  # and stays so while the job finishes its other transactions
+        assert set(client.get("/v1/users/gone/footprint").json()["counts"].values()) == {0}
+        time.sleep(0.2)
 
 
 def test_delete_on_a_footprint_is_refused_not_taken_for_another_user(client: TestClient) -> None:

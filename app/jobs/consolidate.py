@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.api.schemas import MemoryCreate
 from app.db.models import Memory, MemoryEvent, MemoryKey
 from app.jobs.links import add_links
-from app.jobs.scope import scope_conditions
+from app.jobs.scope import hold_user, scope_conditions
 from app.llm import LLMClient, LLMError, llm_config
 from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
@@ -64,15 +64,18 @@ def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], d
     try:
         for session_id in _session_ids(run, Memory.consolidated_at.is_(None)):
             with runtime.sessions.begin() as session:
+                hold_user(session, tenant_id, scope)
                 new_semantic += _consolidate_session(run, session, session_id)
         if s.memory_keys_searched:
             for session_id in _session_ids(run, *unkeyed()):
                 with runtime.sessions.begin() as session:
+                    hold_user(session, tenant_id, scope)
                     _key_session(run, session, session_id)
     finally:
         if run.llm is not None:
             run.llm.close()
     with runtime.sessions.begin() as session:
+        hold_user(session, tenant_id, scope)
         run.counts["links"] += _link_related(session, tenant_id, new_semantic)
         run.counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
     return dict(run.counts)

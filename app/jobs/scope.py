@@ -1,9 +1,11 @@
-"""The scope a job works on, as SQL conditions on memories."""
+"""The scope a job works on, as SQL conditions on memories, and the lock that keeps a job's
+writes out of a user's erasure."""
 
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, text
+from sqlalchemy.orm import Session
 
 from app.db.models import Memory
 
@@ -14,3 +16,19 @@ def scope_conditions(tenant_id: uuid.UUID, scope: dict[str, Any]) -> list[Column
         if scope.get(column) is not None:
             conditions.append(getattr(Memory, column) == scope[column])
     return conditions
+
+
+def hold_user(session: Session, tenant_id: uuid.UUID, scope: dict[str, Any], erasing: bool = False) -> None:
+    """Take the scope's user's advisory lock for the rest of the transaction: shared by each of a
+    job's transactions, before they read; exclusive by a hard delete of the user's memories. A
+    delete reads the rows to remove when its statement starts, so the facts and summary that a
+    consolidation running meanwhile committed after that were left behind, with their keys, links
+    and events (19-21 rows in five of six tries, the user's footprint not zero after its
+    erasure). Now the delete waits for the job's transaction in flight and removes what it wrote,
+    and the job's next transaction finds nothing left to consolidate."""
+    if scope.get("user_id") is None:
+        return
+    lock = "pg_advisory_xact_lock" if erasing else "pg_advisory_xact_lock_shared"
+    session.execute(
+        text(f"SELECT {lock}(hashtextextended(:user, 0))"), {"user": f"{tenant_id} user {scope['user_id']}"}
+    )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.api.schemas import Feedback
 from app.db.models import Job, Memory, MemoryEvent
 from app.errors import ApiError
-from app.jobs.scope import scope_conditions
+from app.jobs.scope import hold_user, scope_conditions
 from app.services.memory_store import get_memory, snapshot
 from memory_types import MemoryType
 from memory_types.lifecycle import procedure_utility
@@ -75,6 +75,7 @@ def hard_delete_scope(session: Session, tenant_id: uuid.UUID, scope: dict[str, A
     the scope go too, since their scope names the user."""
     if all(scope.get(c) is None for c in ("user_id", "agent_id", "session_id")):
         raise ApiError(422, "give at least one of user_id, agent_id or session_id", details={"field": "scope"})
+    hold_user(session, tenant_id, scope, erasing=True)
     result = session.execute(delete(Memory).where(*scope_conditions(tenant_id, scope)))
     if scope.get("user_id") is not None:
         jobs = select(Job.id).where(Job.tenant_id == tenant_id, Job.scope["user_id"].astext == scope["user_id"])
