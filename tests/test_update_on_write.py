@@ -57,6 +57,31 @@ def test_late_import_of_an_older_fact_is_stored_superseded(client: TestClient) -
     assert late["status"] == "superseded" and late["superseded_by"] == new
 
 
+def _likes(client: TestClient, thing: str, when: str) -> str:
+    attributes = {"subject": "Ann", "predicate": "likes", "object": thing}
+    body = {"type": "semantic", "content": f"Ann likes {thing}", "user_id": "ann", "event_at": when}
+    return client.post("/v1/memories", json={**body, "attributes": attributes}).json()["ids"][0]
+
+
+def test_an_edit_that_makes_facts_contradict_supersedes_the_older(client: TestClient) -> None:
+    """A PATCH applies the conflict rule as a write does (both facts had stayed active): the older
+    of the two is superseded, whichever was edited."""
+    oslo = _fact(client, "Oslo", "2020-03-01T00:00:00Z")
+    tea = _likes(client, "tea", "2024-06-01T00:00:00Z")
+    in_rome = {
+        "content": "Ann lives in Rome",
+        "attributes": {"subject": "Ann", "predicate": "lives in", "object": "Rome"},
+    }
+    edited = client.patch(f"/v1/memories/{tea}", json=in_rome)
+    assert edited.status_code == 200 and edited.json()["status"] == "active", edited.text
+    assert client.get(f"/v1/memories/{oslo}").json()["superseded_by"] == tea
+    coffee = _likes(client, "coffee", "2021-01-01T00:00:00Z")  # older than Rome: edited, it is the one superseded
+    in_porto = {"content": "Ann lives in Porto", "attributes": {**in_rome["attributes"], "object": "Porto"}}
+    edited = client.patch(f"/v1/memories/{coffee}", json=in_porto).json()
+    assert (edited["status"], edited["superseded_by"]) == ("superseded", tea)
+    assert client.get(f"/v1/memories/{tea}").json()["status"] == "active"
+
+
 def test_same_object_does_not_supersede(client: TestClient) -> None:
     first = _fact(client, "Oslo", "2020-03-01T00:00:00Z")
     response = client.post(

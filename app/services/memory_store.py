@@ -321,6 +321,11 @@ def update_memory(
         )
     )
     session.flush()
+    if memory.status == "active" and memory.attributes != before["attributes"]:
+        # An edit that makes a fact contradict another supersedes it as a write would (both stayed active).
+        fields = ("id", "type", "attributes", "user_id", "agent_id", "valid_from")
+        if write_rules.supersede_contradicted(session, tenant_id, {f: getattr(memory, f) for f in fields}, actor):
+            session.refresh(memory)
     return memory
 
 
