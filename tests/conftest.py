@@ -303,3 +303,11 @@ def waiting_on(runtime: Runtime, holder_pid: int | None = None) -> int:
         blocked = f"cardinality({blockers}) > 0" if holder_pid is None else f":holder = ANY({blockers})"
         query = text(f"SELECT count(*) FROM pg_stat_activity WHERE {blocked}")
         return watcher.execute(query, {"holder": holder_pid}).scalar_one()
+
+
+def wait_until(condition: Callable[[], object], what: str, within_s: float = 30) -> None:
+    """Until `condition()` is true, failing with `what` at the deadline."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.02)

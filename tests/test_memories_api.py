@@ -15,7 +15,7 @@ from app.db.models import Memory
 from app.runtime import Runtime
 from app.services import memory_store
 from app.services.write_rules import MAX_TURN_LOCKS
-from tests.conftest import waiting_on
+from tests.conftest import wait_until, waiting_on
 
 
 def _add(client: TestClient, **fields) -> str:  # type: ignore[no-untyped-def]
@@ -95,10 +95,7 @@ def _sent_while_held(client: TestClient, runtime: Runtime, held: MemoryCreate, b
         answers: list[Response] = []
         sender = threading.Thread(target=lambda: answers.append(client.post("/v1/memories", json=body)))
         sender.start()
-        deadline = time.monotonic() + 30
-        while not answers and not waiting_on(runtime, holder_pid):
-            assert time.monotonic() < deadline, "the post neither waited nor was answered"
-            time.sleep(0.02)
+        wait_until(lambda: answers or waiting_on(runtime, holder_pid), "the post waited or was answered")
         holder.commit()
         sender.join(timeout=30)
     assert answers[0].status_code == 201, answers[0].text

@@ -9,7 +9,7 @@ from httpx import Response
 from sqlalchemy import text
 
 from app.runtime import Runtime
-from tests.conftest import waiting_on
+from tests.conftest import wait_until, waiting_on
 from tests.test_lifecycle_jobs import CONVERSATION
 
 
@@ -60,13 +60,6 @@ def test_footprint_counts_what_is_stored_about_a_user(app, client: TestClient, r
     }
 
 
-def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.02)
-
-
 def test_erasing_a_user_during_their_consolidation_leaves_nothing(client: TestClient, runtime: Runtime) -> None:
     """The consolidation's facts and summary, committed while the user's memories were being
     deleted, were left behind with their keys, links and events (the footprint not zero after an
@@ -77,11 +70,11 @@ def test_erasing_a_user_during_their_consolidation_leaves_nothing(client: TestCl
         holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
         holder.execute(text("SELECT 1 FROM memories WHERE id = :id FOR UPDATE"), {"id": ids.json()["ids"][0]})
         assert client.post("/v1/jobs/consolidate", json={"user_id": "gone"}).status_code == 202
-        _until(lambda: waiting_on(runtime, holder_pid), "the job waited for the held episode")
+        wait_until(lambda: waiting_on(runtime, holder_pid), "the job waited for the held episode")
         erased: list[Response] = []
         eraser = threading.Thread(target=lambda: erased.append(client.delete("/v1/users/gone")))
         eraser.start()
-        _until(lambda: waiting_on(runtime) >= 2, "the erasure waited too")
+        wait_until(lambda: waiting_on(runtime) >= 2, "the erasure waited too")
         holder.rollback()
         eraser.join(timeout=30)
     assert erased[0].status_code == 200, erased[0].text

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.api.schemas import MemoryCreate
 from app.db.models import Memory, MemoryEvent, MemoryKey
 from app.jobs.links import add_links
-from app.jobs.scope import hold_user, scope_conditions
+from app.jobs.scope import job_transaction, scope_conditions
 from app.llm import LLMClient, LLMError, llm_config
 from app.runtime import Runtime
 from app.services.memory_store import create_memories, embed_items
@@ -63,19 +63,16 @@ def consolidate(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], d
     run = _Run(runtime, tenant_id, scope, LLMClient(config) if config else None)
     try:
         for session_id in _session_ids(run, Memory.consolidated_at.is_(None)):
-            with runtime.sessions.begin() as session:
-                hold_user(session, tenant_id, scope)
+            with job_transaction(runtime, tenant_id, scope) as session:
                 new_semantic += _consolidate_session(run, session, session_id)
         if s.memory_keys_searched:
             for session_id in _session_ids(run, *unkeyed()):
-                with runtime.sessions.begin() as session:
-                    hold_user(session, tenant_id, scope)
+                with job_transaction(runtime, tenant_id, scope) as session:
                     _key_session(run, session, session_id)
     finally:
         if run.llm is not None:
             run.llm.close()
-    with runtime.sessions.begin() as session:
-        hold_user(session, tenant_id, scope)
+    with job_transaction(runtime, tenant_id, scope) as session:
         run.counts["links"] += _link_related(session, tenant_id, new_semantic)
         run.counts["procedures_merged"] += _merge_procedures(session, tenant_id, scope)
     return dict(run.counts)

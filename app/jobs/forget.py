@@ -14,7 +14,7 @@ from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from app.db.models import Memory, MemoryEvent
-from app.jobs.scope import hold_user, scope_conditions
+from app.jobs.scope import job_transaction, scope_conditions
 from app.runtime import Runtime
 from memory_types import MemoryType
 from memory_types.lifecycle import procedure_is_useless, retention
@@ -99,8 +99,7 @@ def forget(runtime: Runtime, tenant_id: uuid.UUID, scope: dict[str, Any], dry_ru
     settings = runtime.settings
     runtime.access_counts.flush()  # this process's recent uses count (another process's land within a second)
     now = datetime.now(UTC)
-    with runtime.sessions.begin() as session:
-        hold_user(session, tenant_id, scope)
+    with job_transaction(runtime, tenant_id, scope) as session:
         memories = session.execute(
             select(*DECISION_COLUMNS).where(*scope_conditions(tenant_id, scope), Memory.status == "active")
         ).all()

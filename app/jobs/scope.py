@@ -2,12 +2,17 @@
 writes out of a user's erasure."""
 
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, text
 from sqlalchemy.orm import Session
 
 from app.db.models import Memory
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 
 def scope_conditions(tenant_id: uuid.UUID, scope: dict[str, Any]) -> list[ColumnElement[bool]]:
@@ -32,3 +37,12 @@ def hold_user(session: Session, tenant_id: uuid.UUID, scope: dict[str, Any], era
     session.execute(
         text(f"SELECT {lock}(hashtextextended(:user, 0))"), {"user": f"{tenant_id} user {scope['user_id']}"}
     )
+
+
+@contextmanager
+def job_transaction(runtime: "Runtime", tenant_id: uuid.UUID, scope: dict[str, Any]) -> Iterator[Session]:
+    """A transaction of a job on `scope`, committed at the end, holding its user (hold_user) from
+    its first statement on."""
+    with runtime.sessions.begin() as session:
+        hold_user(session, tenant_id, scope)
+        yield session
