@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, text
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from app.db.advisory_locks import lock_names
 from app.db.models import Memory
 
 if TYPE_CHECKING:
@@ -33,10 +34,7 @@ def hold_user(session: Session, tenant_id: uuid.UUID, scope: dict[str, Any], era
     and the job's next transaction finds nothing left to consolidate."""
     if scope.get("user_id") is None:
         return
-    lock = "pg_advisory_xact_lock" if erasing else "pg_advisory_xact_lock_shared"
-    session.execute(
-        text(f"SELECT {lock}(hashtextextended(:user, 0))"), {"user": f"{tenant_id} user {scope['user_id']}"}
-    )
+    lock_names(session, [f"{tenant_id} user {scope['user_id']}"], shared=not erasing)
 
 
 @contextmanager

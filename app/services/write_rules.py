@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.api.schemas import MemoryCreate
+from app.db.advisory_locks import lock_names
 from app.db.models import Memory, MemoryEvent, MemoryLink
 from memory_types import MemoryType, content_hash
 from memory_types.lifecycle import RULES, contradicts, fact_key
@@ -62,14 +63,8 @@ def take_turns(session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
         fact = fact_key(item.attributes) if item.type is MemoryType.semantic else None
         if fact is not None:
             keys.add(f"{tenant_id} fact {(item.user_id, item.agent_id, *fact)!r}")
-    if len(keys) > MAX_TURN_LOCKS:
-        return
-    # One statement, as a round trip inside the transaction costs a write far more under load than
-    # its work; Postgres evaluates a select list left to right (were it ever not to, a deadlock it
-    # detects is a 503 conflict_retry, which clients retry).
-    ordered = dict(enumerate(sorted(keys)))
-    locks = ", ".join(f"pg_advisory_xact_lock(hashtextextended(:k{n}, 0))" for n in ordered)
-    session.execute(text(f"SELECT {locks}"), {f"k{n}": key for n, key in ordered.items()})
+    if len(keys) <= MAX_TURN_LOCKS:
+        lock_names(session, sorted(keys))
 
 
 def _stored_key(memory: Memory) -> tuple[Any, ...]:
