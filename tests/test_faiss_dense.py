@@ -221,10 +221,12 @@ def test_a_long_tail_of_writes_is_folded_into_the_index(
 
 
 def test_a_vector_written_out_of_seq_order_is_added_without_reloading_the_scope(
-    runtime: Runtime, client: TestClient, flat: FaissIndexes
+    runtime: Runtime, client: TestClient, flat: FaissIndexes, paused_worker: None
 ) -> None:
     """A memory stored pending and embedded after a later one was indexed has a seq below the
-    index's: it is found among the scope's recent ids and added, not by reloading every vector."""
+    index's: it is found among the scope's recent ids and added, not by reloading every vector.
+    (The worker is paused: had it embedded the memory before the index was built, as it once did
+    in CI, the index would hold it from the start.)"""
     _load(client, 20)
     tenant_id = _tenant(runtime, client)
     item = MemoryCreate(content="Zara keeps her passport in the blue folder.", user_id="u")
