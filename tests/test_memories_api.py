@@ -4,6 +4,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -83,9 +84,16 @@ def test_idempotency_key_returns_original_id(client: TestClient) -> None:
     assert sorted(m["content"] for m in listed) == ["I like green tea", "x"]
 
 
-def _sent_while_held(client: TestClient, runtime: Runtime, held: MemoryCreate, body: dict) -> tuple[str, Response]:  # type: ignore[type-arg]
-    """Writes `held` in a transaction left open while `body` is posted, until the post either waits
-    for that transaction or is answered; then commits. The held memory's id and the post's answer."""
+def _sent_while_held(
+    client: TestClient,
+    runtime: Runtime,
+    held: MemoryCreate,
+    body: dict,  # type: ignore[type-arg]
+    patched: str | None = None,
+) -> tuple[str, Response]:
+    """Writes `held` in a transaction left open while `body` is posted (or patched into memory
+    `patched`), until the request either waits for that transaction or is answered; then commits.
+    The held memory's id and the request's answer."""
     seed = _add(client, content="a memory of the tenant's")
     with runtime.sessions() as holder:
         tenant_id = holder.scalar(select(Memory.tenant_id).where(Memory.id == uuid.UUID(seed)))
@@ -93,12 +101,14 @@ def _sent_while_held(client: TestClient, runtime: Runtime, held: MemoryCreate, b
         [held_id] = memory_store.create_memories(holder, tenant_id, [held], vectors, "test")
         holder_pid = holder.scalar(text("SELECT pg_backend_pid()"))
         answers: list[Response] = []
-        sender = threading.Thread(target=lambda: answers.append(client.post("/v1/memories", json=body)))
+        path = "/v1/memories" if patched is None else f"/v1/memories/{patched}"
+        request = partial(client.post if patched is None else client.patch, path, json=body)
+        sender = threading.Thread(target=lambda: answers.append(request()))
         sender.start()
         wait_until(lambda: answers or waiting_on(runtime, holder_pid), "the post waited or was answered")
         holder.commit()
         sender.join(timeout=30)
-    assert answers[0].status_code == 201, answers[0].text
+    assert answers[0].status_code == (201 if patched is None else 200), answers[0].text
     return str(held_id), answers[0]
 
 
@@ -140,6 +150,27 @@ def test_concurrent_writes_of_one_fact_store_it_once(client: TestClient, runtime
         for m in client.get("/v1/memories", params={"user_id": "ann", "status": "all"}).json()["memories"]
     }
     assert statuses[answer.json()["ids"][0]] == "active" and statuses[held_id] == "superseded", statuses
+
+
+def test_an_edit_into_a_fact_written_meanwhile_takes_its_turn(client: TestClient, runtime: Runtime) -> None:
+    """A PATCH that makes a memory state a fact waits for a write of that fact in flight, and then
+    applies the conflict rule to it: neither saw the other uncommitted, and both stayed active."""
+    likes_tea = {"type": "semantic", "user_id": "ann", "event_at": "2024-06-01T00:00:00Z"}
+    tea = client.post(
+        "/v1/memories",
+        json={**likes_tea, "content": "Ann likes tea", "attributes": {"subject": "Ann", "predicate": "likes"}},
+    ).json()["ids"][0]
+    oslo = MemoryCreate(
+        type="semantic",
+        user_id="ann",
+        content="Ann lives in Oslo",
+        event_at="2024-01-01T00:00:00Z",
+        attributes=_lives_in("Oslo"),
+    )
+    in_rome = {"content": "Ann lives in Rome", "attributes": _lives_in("Rome")}
+    held_id, answer = _sent_while_held(client, runtime, oslo, in_rome, patched=tea)
+    assert answer.json()["status"] == "active"
+    assert client.get(f"/v1/memories/{held_id}").json()["superseded_by"] == tea
 
 
 def test_a_batch_past_the_turn_locks_is_not_held_up(client: TestClient, runtime: Runtime) -> None:

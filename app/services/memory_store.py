@@ -293,6 +293,8 @@ def update_memory(
     actor: str,
     prepared: PreparedVector | None = None,
 ) -> Memory:
+    if patch.attributes is not None:
+        write_rules.take_fact_turn(session, tenant_id, memory_id, patch.attributes)
     memory = get_memory(session, tenant_id, memory_id, for_update=True)
     if memory.status == "deleted":
         raise ApiError(409, "memory is deleted; restore it before changing it", code="memory_deleted")

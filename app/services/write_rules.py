@@ -60,11 +60,34 @@ def take_turns(session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
     keys: set[str] = set()
     for item in items:
         keys.add(f"{tenant_id} same {tuple(map(_canonical, dedup_key(item)))!r}")
-        fact = fact_key(item.attributes) if item.type is MemoryType.semantic else None
+        fact = _fact_turn(tenant_id, item.type.value, item.user_id, item.agent_id, item.attributes)
         if fact is not None:
-            keys.add(f"{tenant_id} fact {(item.user_id, item.agent_id, *fact)!r}")
+            keys.add(fact)
     if len(keys) <= MAX_TURN_LOCKS:
         lock_names(session, sorted(keys))
+
+
+def _fact_turn(
+    tenant_id: uuid.UUID, memory_type: str, user_id: str | None, agent_id: str | None, attributes: dict[str, Any]
+) -> str | None:
+    """The lock that writes and edits of one fact (its scope, subject and predicate) take turns on."""
+    fact = fact_key(attributes) if memory_type == MemoryType.semantic.value else None
+    return None if fact is None else f"{tenant_id} fact {(user_id, agent_id, *fact)!r}"
+
+
+def take_fact_turn(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, attributes: dict[str, Any]) -> None:
+    """Make an edit that gives memory `memory_id` these attributes wait for the writes of that fact in
+    flight, as they wait for each other (take_turns): else neither saw the other uncommitted, and an
+    edit racing a contradicting write left both facts active. Taken before the memory's row lock,
+    in the order writes take theirs (turn, then rows), so that the two cannot deadlock."""
+    scope = session.execute(
+        select(Memory.type, Memory.user_id, Memory.agent_id).where(
+            Memory.id == memory_id, Memory.tenant_id == tenant_id
+        )
+    ).one_or_none()
+    fact = None if scope is None else _fact_turn(tenant_id, *scope, attributes)
+    if fact is not None:
+        lock_names(session, [fact])
 
 
 def _stored_key(memory: Memory) -> tuple[Any, ...]:
