@@ -66,39 +66,64 @@ def test_batch_is_all_or_nothing(client: TestClient) -> None:
     assert client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"] == []
 
 
-def test_idempotency_key_returns_original_id(client: TestClient) -> None:
-    first = _add(client, idempotency_key="abc")
-    again = _add(client, content="something else entirely", idempotency_key="abc")
-    assert again == first
-    batch = client.post(
-        "/v1/memories",
-        json={
-            "memories": [
-                {"content": "x", "user_id": "u1", "idempotency_key": "k2"},
-                {"content": "y", "user_id": "u1", "idempotency_key": "k2"},
-            ]
-        },
-    ).json()["ids"]
+def test_an_idempotency_key_sent_again_returns_the_original_id(client: TestClient) -> None:
+    """A retry repeats its memory: the same fields, even written differently (an instant in another
+    zone, a number with a trailing zero), get the first id and store nothing."""
+    body = {"content": "Bo sails on Fridays", "user_id": "u1", "event_at": "2024-05-01T10:00:00Z", "importance": 0.5}
+    first = client.post("/v1/memories", json={**body, "idempotency_key": "abc"}).json()["ids"]
+    retry = {**body, "event_at": "2024-05-01T12:00:00+02:00", "importance": 0.50, "idempotency_key": "abc"}
+    assert client.post("/v1/memories", json=retry).json()["ids"] == first
+    twice = [{"content": "x", "user_id": "u1", "idempotency_key": "k2"}] * 2
+    batch = client.post("/v1/memories", json={"memories": twice}).json()["ids"]
     assert batch[0] == batch[1]
     listed = client.get("/v1/memories", params={"user_id": "u1"}).json()["memories"]
-    assert sorted(m["content"] for m in listed) == ["I like green tea", "x"]
+    assert sorted(m["content"] for m in listed) == ["Bo sails on Fridays", "x"]
+
+
+def test_an_idempotency_key_sent_with_another_memory_is_refused(client: TestClient, runtime: Runtime) -> None:
+    """A key already used, sent with another memory, is a 422 naming the first memory, and stores
+    nothing of the request: answering with the first id dropped the second memory unseen."""
+    first = _add(client, content="Bo sails on Fridays", idempotency_key="abc")
+    for other in ({"content": "Bo sails on Sundays"}, {"user_id": "u2"}, {"importance": 0.9}):
+        body = {"content": "Bo sails on Fridays", "user_id": "u1", "idempotency_key": "abc", **other}
+        batch = {"memories": [{"content": "a fine new memory", "user_id": "u1"}, body]}
+        refused = client.post("/v1/memories", json=batch)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "idempotency_key_reused"
+        assert error["details"] == {"index": 1, "idempotency_key": "abc", "id": first}
+    twice = [
+        {"content": "x", "user_id": "u1", "idempotency_key": "k2"},
+        {"content": "y", "user_id": "u1", "idempotency_key": "k2"},
+    ]
+    refused = client.post("/v1/memories", json={"memories": twice})
+    assert refused.status_code == 422 and refused.json()["error"]["details"] == {
+        "index": 1,
+        "idempotency_key": "k2",
+        "id": None,
+    }
+    listed = client.get("/v1/memories", params={"status": "all"}).json()["memories"]
+    assert [m["id"] for m in listed] == [first]
+    with runtime.sessions.begin() as session:  # written before migration 0010: its key is not compared
+        session.execute(text("UPDATE memories SET idempotency_fingerprint = NULL WHERE id = :id"), {"id": first})
+    assert _add(client, content="Bo sails on Sundays", idempotency_key="abc") == first
 
 
 def _sent_while_held(
     client: TestClient,
     runtime: Runtime,
-    held: MemoryCreate,
+    held: list[MemoryCreate],
     body: dict,  # type: ignore[type-arg]
     patched: str | None = None,
-) -> tuple[str, Response]:
+) -> tuple[list[str], Response]:
     """Writes `held` in a transaction left open while `body` is posted (or patched into memory
     `patched`), until the request either waits for that transaction or is answered; then commits.
-    The held memory's id and the request's answer."""
+    The held memories' ids and the request's answer."""
     seed = _add(client, content="a memory of the tenant's")
     with runtime.sessions() as holder:
         tenant_id = holder.scalar(select(Memory.tenant_id).where(Memory.id == uuid.UUID(seed)))
-        vectors = memory_store.embed_items(runtime.embedder, [held])
-        [held_id] = memory_store.create_memories(holder, tenant_id, [held], vectors, "test")
+        vectors = memory_store.embed_items(runtime.embedder, held)
+        held_ids = memory_store.create_memories(holder, tenant_id, held, vectors, "test")
         holder_pid = holder.scalar(text("SELECT pg_backend_pid()"))
         answers: list[Response] = []
         path = "/v1/memories" if patched is None else f"/v1/memories/{patched}"
@@ -109,18 +134,20 @@ def _sent_while_held(
         holder.commit()
         sender.join(timeout=30)
     assert answers[0].status_code == (201 if patched is None else 200), answers[0].text
-    return str(held_id), answers[0]
+    return [str(i) for i in held_ids], answers[0]
 
 
-def test_a_retry_racing_its_first_try_gets_the_first_ones_id(client: TestClient, runtime: Runtime) -> None:
-    """A retry sent while the first try's transaction is still open (to another scope: keys are the
-    tenant's, and writes of one scope take turns): its insert of the key waits for that transaction,
-    fails once it commits, and the retry, run again, answers with the first try's id (it was a 500)."""
-    first_try = MemoryCreate(content="the first try", user_id="u1", idempotency_key="retry-1")
-    retry = {"content": "the retry", "user_id": "u2", "idempotency_key": "retry-1"}
-    first_id, answer = _sent_while_held(client, runtime, first_try, retry)
-    assert answer.json()["ids"] == [first_id]
-    assert client.get("/v1/memories", params={"user_id": "u2"}).json()["memories"] == []
+def test_a_retry_racing_its_first_try_gets_the_first_ones_ids(client: TestClient, runtime: Runtime) -> None:
+    """A retry sent while the first try's transaction is still open (a batch too large to take
+    turns: MAX_TURN_LOCKS): its insert of the keys waits for that transaction, fails once it
+    commits, and the retry, run again, answers with the first try's ids (it was a 500)."""
+    batch = [
+        {"content": f"Bo's note number {n}", "user_id": "bo", "idempotency_key": f"note-{n}"}
+        for n in range(MAX_TURN_LOCKS + 1)
+    ]
+    first_ids, answer = _sent_while_held(client, runtime, [MemoryCreate(**m) for m in batch], {"memories": batch})
+    assert answer.json()["ids"] == first_ids
+    assert len(client.get("/v1/memories", params={"user_id": "bo", "limit": 200}).json()["memories"]) == len(batch)
 
 
 def _lives_in(city: str) -> dict[str, str]:
@@ -132,7 +159,7 @@ def test_concurrent_writes_of_one_fact_store_it_once(client: TestClient, runtime
     fact is found by the duplicate check and reinforces it (eight concurrent writes of one fact
     had stored six copies); and a fact written meanwhile that contradicts it supersedes it."""
     fact = {"type": "semantic", "content": "Ann is vegetarian", "user_id": "ann"}
-    held_id, answer = _sent_while_held(client, runtime, MemoryCreate(**fact), fact)
+    [held_id], answer = _sent_while_held(client, runtime, [MemoryCreate(**fact)], fact)
     assert answer.json()["ids"] == [held_id]
     lives = {"type": "semantic", "user_id": "ann"}
     oslo = MemoryCreate(
@@ -144,7 +171,7 @@ def test_concurrent_writes_of_one_fact_store_it_once(client: TestClient, runtime
         "event_at": "2024-06-01T00:00:00Z",
         "attributes": _lives_in("Rome"),
     }
-    held_id, answer = _sent_while_held(client, runtime, oslo, rome)
+    [held_id], answer = _sent_while_held(client, runtime, [oslo], rome)
     statuses = {
         m["id"]: m["status"]
         for m in client.get("/v1/memories", params={"user_id": "ann", "status": "all"}).json()["memories"]
@@ -168,7 +195,7 @@ def test_an_edit_into_a_fact_written_meanwhile_takes_its_turn(client: TestClient
         attributes=_lives_in("Oslo"),
     )
     in_rome = {"content": "Ann lives in Rome", "attributes": _lives_in("Rome")}
-    held_id, answer = _sent_while_held(client, runtime, oslo, in_rome, patched=tea)
+    [held_id], answer = _sent_while_held(client, runtime, [oslo], in_rome, patched=tea)
     assert answer.json()["status"] == "active"
     assert client.get(f"/v1/memories/{held_id}").json()["superseded_by"] == tea
 
@@ -179,7 +206,7 @@ def test_a_batch_past_the_turn_locks_is_not_held_up(client: TestClient, runtime:
     job, every write of the tenant); the price is the duplicate, as before turns were taken."""
     fact = {"type": "semantic", "content": "Bo is vegetarian", "user_id": "bo"}
     others = [{**fact, "content": f"Bo visited city number {n}"} for n in range(MAX_TURN_LOCKS)]
-    held_id, answer = _sent_while_held(client, runtime, MemoryCreate(**fact), {"memories": [fact, *others]})
+    [held_id], answer = _sent_while_held(client, runtime, [MemoryCreate(**fact)], {"memories": [fact, *others]})
     assert len(answer.json()["ids"]) == MAX_TURN_LOCKS + 1 and answer.json()["ids"][0] != held_id
 
 

@@ -220,3 +220,21 @@ def test_embedded_server_runs_with_the_configured_shared_buffers(runtime: Runtim
         assert conn.execute(text("SHOW autovacuum_naptime")).scalar() == "10s"
     with pytest.raises(ValidationError):  # the value is written into ALTER SYSTEM: only a size passes
         Settings(embedded_shared_buffers="1GB'; SELECT 1; --")
+
+
+def test_idempotency_fingerprints_come_with_0010_and_go_with_its_downgrade(runtime: Runtime) -> None:
+    engine = create_engine(_fresh_database(runtime, "loci_fingerprint_downgrade_test"))
+
+    def has_fingerprints() -> bool:
+        return "idempotency_fingerprint" in {c["name"] for c in inspect(engine).get_columns("memories")}
+
+    migrate.upgrade(engine, 384)
+    assert has_fingerprints()
+    config = migrate._config(384)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009")
+    assert not has_fingerprints() and migrate.current_revision(engine) == "0009"
+    migrate.upgrade(engine, 384)
+    assert has_fingerprints()
+    engine.dispose()

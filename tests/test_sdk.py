@@ -91,8 +91,11 @@ def test_add_get_round_trip(memory: MemoryClient) -> None:
 
 def test_idempotency_key_returns_the_original_id(memory: MemoryClient) -> None:
     first = memory.add("Bob booked a flight to Oslo", user_id="bob", idempotency_key="flight-1")
-    again = memory.add("Bob booked a flight to Oslo (retry)", user_id="bob", idempotency_key="flight-1")
+    again = memory.add("Bob booked a flight to Oslo", user_id="bob", idempotency_key="flight-1")
     assert again == first
+    with pytest.raises(ValidationError) as refused:  # the key sent with another memory
+        memory.add("Bob booked a flight to Rome", user_id="bob", idempotency_key="flight-1")
+    assert refused.value.code == "idempotency_key_reused" and refused.value.details["id"] == first
     assert [m.id for m in memory.iter_memories(user_id="bob")] == [first]
 
 

@@ -100,6 +100,8 @@ class Memory(Base):
     embedding_model: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     idempotency_key: Mapped[str | None] = mapped_column(Text)
+    # A digest of the memory written with the key; the key sent with another is refused (migration 0010).
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(Text)
     consolidated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When consolidation derived the episode's index keys; None where keys were off (migration 0007).
     keyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

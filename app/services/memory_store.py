@@ -1,6 +1,8 @@
 """Writing, reading, changing and deleting memories; every change leaves an event in the audit log."""
 
 import base64
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +69,34 @@ def _row(
         "status": "active",
         "version": 1,
         "idempotency_key": item.idempotency_key,
+        "idempotency_fingerprint": idempotency_fingerprint(item) if item.idempotency_key else None,
     }
+
+
+def idempotency_fingerprint(item: MemoryCreate) -> str:
+    """A digest of everything the item asks to store but its key: a retry repeats it exactly (its
+    fields as parsed, so equal instants or numbers written differently match)."""
+    fields = item.model_dump(exclude={"idempotency_key"})
+    written = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=write_rules.canonical)
+    return hashlib.sha256(written.encode()).hexdigest()
+
+
+def _key_reused(item: MemoryCreate, position: int, first: uuid.UUID | None, fingerprint: str | None) -> None:
+    """Refuse a key sent again with another memory than the one it was first written with (422, as
+    the IETF Idempotency-Key draft has it): answering with the first id dropped the second memory
+    unseen. The details name the first memory (None: earlier in the same batch), for a client that
+    meant a retry of it."""
+    if fingerprint is not None and fingerprint != idempotency_fingerprint(item):
+        raise ApiError(
+            422,
+            "idempotency_key was already used for a different memory; send a new key for a new memory",
+            code="idempotency_key_reused",
+            details={
+                "index": position,
+                "idempotency_key": item.idempotency_key,
+                "id": None if first is None else str(first),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -104,13 +133,18 @@ def lost_an_idempotency_race(exc: IntegrityError) -> bool:
     return isinstance(exc.orig, UniqueViolation) and exc.orig.diag.constraint_name == IDEMPOTENCY_INDEX
 
 
-def _existing_idempotent(session: Session, tenant_id: uuid.UUID, keys: set[str]) -> dict[str, uuid.UUID]:
+def _existing_idempotent(
+    session: Session, tenant_id: uuid.UUID, keys: set[str]
+) -> dict[str, tuple[uuid.UUID, str | None]]:
+    """The stored memory (id and fingerprint) of each key already used."""
     if not keys:
         return {}
     rows = session.execute(
-        select(Memory.idempotency_key, Memory.id).where(Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys))
+        select(Memory.idempotency_key, Memory.id, Memory.idempotency_fingerprint).where(
+            Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys)
+        )
     ).all()
-    return {key: memory_id for key, memory_id in rows}
+    return {key: (memory_id, fingerprint) for key, memory_id, fingerprint in rows}
 
 
 def _insert(session: Session, tenant_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
@@ -148,22 +182,27 @@ def create_memories(
     near-duplicate merge then: it needs the vector).
 
     An idempotency key seen before (in the database or earlier in the batch) yields the original id
-    and stores nothing new, so a retried request never duplicates memories. Exact duplicates and, for
+    and stores nothing new, so a retried request never duplicates memories; sent with another
+    memory than its first, it is refused (ApiError 422) and nothing is stored. Exact duplicates and, for
     types that merge, near-duplicates above the threshold reinforce the stored memory and yield its id.
     A stored semantic fact supersedes the active facts it contradicts.
     """
     write_rules.take_turns(session, tenant_id, items)
     known = _existing_idempotent(session, tenant_id, {i.idempotency_key for i in items if i.idempotency_key})
-    ids: list[uuid.UUID | None] = [known.get(item.idempotency_key or "") for item in items]
+    ids: list[uuid.UUID | None] = [None] * len(items)
     same_as: dict[int, int] = {}  # position -> earlier position in this batch that it repeats
     first_with: dict[Any, int] = {}
     candidates: list[int] = []
     for pos, item in enumerate(items):
-        if ids[pos] is not None:
+        if item.idempotency_key in known:
+            ids[pos], fingerprint = known[item.idempotency_key]
+            _key_reused(item, pos, ids[pos], fingerprint)
             continue
         keys = [("dedup", write_rules.dedup_key(item))]
         if item.idempotency_key:
             keys.append(("idempotency", item.idempotency_key))
+            if keys[1] in first_with:
+                _key_reused(item, pos, None, idempotency_fingerprint(items[first_with[keys[1]]]))
         earlier = next((first_with[k] for k in keys if k in first_with), None)
         if earlier is not None:
             same_as[pos] = earlier

@@ -39,8 +39,9 @@ def dedup_key(item: MemoryCreate) -> tuple[Any, ...]:
 MAX_TURN_LOCKS = 64  # a batch needing more takes none: see take_turns
 
 
-def _canonical(value: Any) -> Any:
-    """A time as one text for every way of writing its instant, since equal keys must lock alike."""
+def canonical(value: Any) -> Any:
+    """A time as one text for every way of writing its instant: equal keys must lock alike, and a
+    retry must match its first try (memory_store.idempotency_fingerprint)."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).isoformat()
     return value.isoformat() if isinstance(value, datetime) else value
@@ -59,7 +60,7 @@ def take_turns(session: Session, tenant_id: uuid.UUID, items: Sequence[MemoryCre
     duplicates, found by their vectors, have no key either."""
     keys: set[str] = set()
     for item in items:
-        keys.add(f"{tenant_id} same {tuple(map(_canonical, dedup_key(item)))!r}")
+        keys.add(f"{tenant_id} same {tuple(map(canonical, dedup_key(item)))!r}")
         fact = _fact_turn(tenant_id, item.type.value, item.user_id, item.agent_id, item.attributes)
         if fact is not None:
             keys.add(fact)

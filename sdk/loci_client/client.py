@@ -99,7 +99,8 @@ class MemoryClient(_BaseClient):
         source: str | None = None,
         idempotency_key: str | None = None,
     ) -> str:
-        """Store one memory and return its id (the original id again for a repeated idempotency_key)."""
+        """Store one memory and return its id (the original id again when sent again with its
+        idempotency_key; another memory under a used key raises ValidationError)."""
         return self._send(
             _core.add(
                 content=content,
@@ -393,7 +394,8 @@ class AsyncMemoryClient(_BaseClient):
         source: str | None = None,
         idempotency_key: str | None = None,
     ) -> str:
-        """Store one memory and return its id (the original id again for a repeated idempotency_key)."""
+        """Store one memory and return its id (the original id again when sent again with its
+        idempotency_key; another memory under a used key raises ValidationError)."""
         return await self._send(
             _core.add(
                 content=content,
