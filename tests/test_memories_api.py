@@ -92,16 +92,15 @@ def test_an_idempotency_key_sent_with_another_memory_is_refused(client: TestClie
         error = refused.json()["error"]
         assert error["code"] == "idempotency_key_reused"
         assert error["details"] == {"index": 1, "idempotency_key": "abc", "id": first}
-    twice = [
-        {"content": "x", "user_id": "u1", "idempotency_key": "k2"},
-        {"content": "y", "user_id": "u1", "idempotency_key": "k2"},
-    ]
-    refused = client.post("/v1/memories", json={"memories": twice})
-    assert refused.status_code == 422 and refused.json()["error"]["details"] == {
-        "index": 1,
-        "idempotency_key": "k2",
-        "id": None,
-    }
+    x = {"content": "x", "user_id": "u1"}
+    # the key twice in one batch, also where its first item repeats an item before it
+    for twice in (
+        [{**x, "idempotency_key": "k2"}, {**x, "content": "y", "idempotency_key": "k2"}],
+        [x, {**x, "idempotency_key": "k2"}, {**x, "content": "y", "idempotency_key": "k2"}],
+    ):
+        refused = client.post("/v1/memories", json={"memories": twice})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"] == {"index": len(twice) - 1, "idempotency_key": "k2", "id": None}
     listed = client.get("/v1/memories", params={"status": "all"}).json()["memories"]
     assert [m["id"] for m in listed] == [first]
     with runtime.sessions.begin() as session:  # written before migration 0010: its key is not compared

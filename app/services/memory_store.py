@@ -204,11 +204,11 @@ def create_memories(
             if keys[1] in first_with:
                 _key_reused(item, pos, None, idempotency_fingerprint(items[first_with[keys[1]]]))
         earlier = next((first_with[k] for k in keys if k in first_with), None)
+        for k in keys:  # also an item that repeats an earlier one: a later item may share its key
+            first_with.setdefault(k, pos)
         if earlier is not None:
             same_as[pos] = earlier
             continue
-        for k in keys:
-            first_with[k] = pos
         candidates.append(pos)
 
     now = datetime.now(UTC)
