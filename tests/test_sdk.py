@@ -1,6 +1,7 @@
 """The Python SDK (sdk/loci_client) against a real uvicorn server: no mocks, a fresh tenant per test."""
 
 import asyncio
+import json
 import socket
 import time
 import uuid
@@ -26,6 +27,7 @@ from loci_client import (
     RateLimitError,
     SearchResponse,
     ValidationError,
+    _core,
 )
 from loci_client._core import JobWait
 
@@ -320,6 +322,68 @@ class _Recording(httpx.HTTPTransport):
         response = super().handle_request(request)
         self.statuses.append(response.status_code)
         return response
+
+
+class _AnswerLost(httpx.HTTPTransport):
+    """A real transport that delivers the first `lose` requests of `method` to the server and then
+    drops the answers, as a read timeout does: the server has acted, the client cannot know."""
+
+    def __init__(self, method: str, lose: int = 1) -> None:
+        super().__init__()
+        self.method, self.lose = method, lose
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == self.method:
+            self.sent.append(request)
+            if len(self.sent) <= self.lose:
+                response.close()
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+def test_an_add_whose_answer_was_lost_is_sent_again_and_stored_once(live_server) -> None:  # type: ignore[no-untyped-def]
+    """Every memory the client adds carries an idempotency key (a new one unless given), so after a
+    read timeout it sends the add again, and the server answers with the memory it had stored."""
+    lossy = _AnswerLost("POST", lose=2)
+    with MemoryClient(live_server.url, live_server.api_key, retries=2, backoff=0.01, transport=lossy) as client:
+        memory_id = client.add("Cleo's bike is a green Brompton", user_id="cleo")
+        assert [m.id for m in client.iter_memories(user_id="cleo")] == [memory_id]
+        keys = {json.loads(request.content)["idempotency_key"] for request in lossy.sent}
+        assert len(lossy.sent) == 3 and len(keys) == 1 and keys.pop().startswith("sdk-")
+        lossy.sent.clear()
+        batch = [
+            {"content": "Cleo rides to work", "user_id": "cleo", "idempotency_key": "mine"},
+            {"content": "Cleo swims on Mondays", "user_id": "cleo"},
+        ]
+        ids = client.add_many(batch)
+        assert len(lossy.sent) == 3 and len({r.content for r in lossy.sent}) == 1
+        assert json.loads(lossy.sent[0].content)["memories"][0]["idempotency_key"] == "mine"
+        assert {m.id for m in client.iter_memories(user_id="cleo")} == {memory_id, *ids}
+        assert client.add("Cleo's bike is a green Brompton", user_id="cleo") == memory_id  # a new key: a repeat
+
+
+def test_a_call_that_may_have_acted_is_not_sent_again(live_server) -> None:  # type: ignore[no-untyped-def]
+    """An update whose answer was lost is raised, not sent again: the server may have applied it."""
+    lossy = _AnswerLost("PATCH")
+    with MemoryClient(live_server.url, live_server.api_key, retries=3, backoff=0.01, transport=lossy) as client:
+        memory_id = client.add("Dara plays the oboe", user_id="dara")
+        with pytest.raises(ConnectionFailed, match="after 1 attempt"):
+            client.update(memory_id, importance=0.9)
+        assert len(lossy.sent) == 1 and client.get(memory_id).importance == 0.9
+
+
+def test_reads_and_adds_are_sent_again_when_the_server_was_away() -> None:
+    """A 502, 503 or 504 may come after the server acted: only reads and keyed adds are sent again."""
+    policy = _core.RetryPolicy(retries=2, backoff=0.01)
+    timed_out = httpx.Response(503, json={"error": {"code": "timeout", "message": "m"}}, headers={"Retry-After": "1"})
+    assert policy.wait_after(_core.add(content="x", user_id="u"), timed_out, 0) == 1
+    assert policy.wait_after(_core.get("some-id"), httpx.Response(502), 1) == 0.02
+    assert policy.wait_after(_core.update("some-id", importance=0.5), timed_out, 0) is None
+    assert policy.wait_after(_core.search(query="q", user_id="u"), httpx.Response(504), 0) is None
+    assert policy.wait_after(_core.get("some-id"), httpx.Response(500), 0) is None  # a bug: asking again will not help
+    assert policy.wait_after(_core.get("some-id"), timed_out, 2) is None  # no retries left
 
 
 def test_rate_limited_calls_are_sent_again_after_retry_after(app_with, api_key: str) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -43,11 +44,14 @@ _USERS = "/v1/users"
 
 # Failures where the request cannot have been processed (no connection was made) or where a pooled
 # keep-alive connection was closed by the server under us; anything else (a read timeout, say) may
-# have reached the server, and retrying a POST then could store it twice.
+# have reached the server, and sending it again is only for a call that is `resendable`.
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 # Error codes of answers that say nothing was done and to ask again (429: the key's rate; 503: a
 # collision with a concurrent request in the database): as safe to send again as a refused connection.
 _NOTHING_DONE = frozenset({"rate_limited", "conflict_retry"})
+# Statuses of answers after which a `resendable` call is sent again: the server or a proxy in front
+# of it was away or out of time (503 `unavailable` and `timeout`, 502, 504), and may have acted.
+_AWAY = frozenset({502, 503, 504})
 LONGEST_WAIT = 30.0  # seconds; a longer Retry-After is the caller's to decide on, so it is raised
 
 
@@ -60,12 +64,20 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     params: dict[str, Any] | None = None
     json: Any = None
+    keyed: bool = False  # every memory it writes carries an idempotency key
+
+    @property
+    def resendable(self) -> bool:
+        """Safe to send again after any failure, even one the server may have acted on: it only
+        reads, or the server answers its repeat with the memories it first stored."""
+        return self.method == "GET" or self.keyed
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Bounded exponential backoff for connection failures and for answers that say nothing was done
-    (429 `rate_limited`, 503 `conflict_retry`); other HTTP errors are never retried."""
+    (429 `rate_limited`, 503 `conflict_retry`); for a resendable call also after any transport
+    failure (a read timeout) and a 502, 503 or 504. Other HTTP errors are never retried."""
 
     retries: int
     backoff: float
@@ -80,22 +92,22 @@ class RetryPolicy:
         Raises ConnectionFailed (chained to `exc`) when the failure is not retryable or the
         retries are used up, so callers only sleep and loop.
         """
-        if isinstance(exc, _RETRYABLE) and attempt < self.retries:
+        if (call.resendable or isinstance(exc, _RETRYABLE)) and attempt < self.retries:
             return self.backoff * 2.0**attempt
         raise ConnectionFailed(
             f"{call.method} {call.path} failed after {attempt + 1} attempt(s): {type(exc).__name__}: {exc}",
             code="connection_failed",
         ) from exc
 
-    def wait_after(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds to wait before sending again a call that attempt number `attempt` (0-based) got
-        `response` to, or None to take the answer as it is. Only an answer that says nothing was done
-        is sent again, after the server's Retry-After (else the backoff), while retries remain and
-        the wait is at most LONGEST_WAIT."""
+    def wait_after(self, call: Call[Any], response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending `call` again after attempt number `attempt` (0-based) got
+        `response`, or None to take the answer as it is. Only an answer that says nothing was done,
+        or, for a resendable call, that the server was away, is sent again, after the server's
+        Retry-After (else the backoff), while retries remain and the wait is at most LONGEST_WAIT."""
         if not response.is_error or attempt >= self.retries:
             return None
         error = error_from_response(response)
-        if error.code not in _NOTHING_DONE:
+        if error.code not in _NOTHING_DONE and not (call.resendable and response.status_code in _AWAY):
             return None
         wait = self.backoff * 2.0**attempt if error.retry_after is None else error.retry_after
         return wait if wait <= LONGEST_WAIT else None
@@ -209,14 +221,22 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+def _keyed(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A memory's create fields with an idempotency key, a new one unless the caller gave theirs, so
+    that a write whose answer was lost can be sent again without storing it twice."""
+    body = _compact(fields)
+    body.setdefault("idempotency_key", f"sdk-{uuid.uuid4()}")
+    return body
+
+
 def add(**fields: Any) -> Call[str]:
     """POST one memory; the fields are the create fields of docs/api.md."""
-    return Call("POST", _MEMORIES, _one_id, json=_compact(fields))
+    return Call("POST", _MEMORIES, _one_id, json=_keyed(fields), keyed=True)
 
 
 def add_many(memories: Iterable[Mapping[str, Any]]) -> Call[list[str]]:
     """POST a batch; the server stores all or nothing and answers ids in input order."""
-    return Call("POST", _MEMORIES, _ids, json={"memories": [_compact(m) for m in memories]})
+    return Call("POST", _MEMORIES, _ids, json={"memories": [_keyed(m) for m in memories]}, keyed=True)
 
 
 def add_messages(messages: Iterable[Mapping[str, Any]], **fields: Any) -> Call[list[str]]:

@@ -31,8 +31,11 @@ class _BaseClient:
     times a request is re-sent after a connection failure (ConnectError, ConnectTimeout,
     RemoteProtocolError), waiting `backoff * 2**n` seconds before retry n, or after an answer that
     says nothing was done (429 `rate_limited`, 503 `conflict_retry`), waiting the server's
-    Retry-After (one over 30 s is raised instead). Other HTTP errors are never retried, since a 4xx
-    will not change and a 5xx may already have had an effect.
+    Retry-After (one over 30 s is raised instead). Reads (GET) and adds, which carry an idempotency
+    key (a new one unless given), are also re-sent after any transport failure, a read timeout
+    among them, and after a 502, 503 or 504: the server answers a repeated add with the ids it first
+    stored. Other calls and other HTTP errors are never retried, since a 4xx will not change and a
+    5xx may already have had an effect.
     """
 
     def __init__(
@@ -78,7 +81,7 @@ class MemoryClient(_BaseClient):
             except httpx.TransportError as exc:
                 time.sleep(self._retry.delay(call, exc, attempt))
             else:
-                if (wait := self._retry.wait_after(response, attempt)) is None:
+                if (wait := self._retry.wait_after(call, response, attempt)) is None:
                     return _core.parse_response(call, response)
                 time.sleep(wait)
             attempt += 1
@@ -373,7 +376,7 @@ class AsyncMemoryClient(_BaseClient):
             except httpx.TransportError as exc:
                 await asyncio.sleep(self._retry.delay(call, exc, attempt))
             else:
-                if (wait := self._retry.wait_after(response, attempt)) is None:
+                if (wait := self._retry.wait_after(call, response, attempt)) is None:
                     return _core.parse_response(call, response)
                 await asyncio.sleep(wait)
             attempt += 1
