@@ -144,9 +144,50 @@ def test_a_retry_racing_its_first_try_gets_the_first_ones_ids(client: TestClient
         {"content": f"Bo's note number {n}", "user_id": "bo", "idempotency_key": f"note-{n}"}
         for n in range(MAX_TURN_LOCKS + 1)
     ]
-    first_ids, answer = _sent_while_held(client, runtime, [MemoryCreate(**m) for m in batch], {"memories": batch})
-    assert answer.json()["ids"] == first_ids
+    stored_ids, answer = _sent_while_held(client, runtime, [MemoryCreate(**m) for m in batch], {"memories": batch})
+    assert answer.json()["ids"] == stored_ids
     assert len(client.get("/v1/memories", params={"user_id": "bo", "limit": 200}).json()["memories"]) == len(batch)
+    # the same batch under new keys reinforces what is stored: its keys go on the events, whose
+    # unique index the retry's wait for the first try's transaction ends on
+    again = [{**m, "idempotency_key": f"again-{n}"} for n, m in enumerate(batch)]
+    first_ids, answer = _sent_while_held(client, runtime, [MemoryCreate(**m) for m in again], {"memories": again})
+    assert answer.json()["ids"] == first_ids == stored_ids
+    counts = {
+        m["access_count"] for m in client.get("/v1/memories", params={"user_id": "bo", "limit": 200}).json()["memories"]
+    }
+    assert counts == {1}, "reinforced once, by the first try only"
+
+
+def test_a_keyed_write_that_stored_no_memory_is_answered_the_same_when_sent_again(client: TestClient) -> None:
+    """A write that reinforced a stored memory, or repeated an earlier item of its batch, stored
+    no memory to keep its key: sent again, it reinforced the memory once more. Its event keeps it."""
+    tea = _add(client, content="Ann likes green tea")
+
+    def accesses() -> int:
+        return client.get(f"/v1/memories/{tea}").json()["access_count"]
+
+    for _ in range(2):
+        assert _add(client, content="Ann likes green tea", idempotency_key="tea-again") == tea
+        assert accesses() == 1
+    repeat = {"content": "Ann likes sencha", "user_id": "u1"}
+    batch = {
+        "memories": [
+            {**repeat, "idempotency_key": "b1"},
+            {**repeat, "idempotency_key": "b2"},
+            {**repeat, "idempotency_key": "b2"},
+        ]
+    }
+    for _ in range(2):
+        ids = client.post("/v1/memories", json=batch).json()["ids"]
+        assert len(set(ids)) == 1 and client.get(f"/v1/memories/{ids[0]}").json()["access_count"] == 0
+    ops = [e["op"] for e in client.get(f"/v1/memories/{ids[0]}/history").json()["events"]]
+    assert sorted(ops) == ["create", "repeat"]
+    refused = client.post("/v1/memories", json={**repeat, "content": "Ann likes coffee", "idempotency_key": "b2"})
+    assert refused.status_code == 422 and refused.json()["error"]["details"]["id"] == ids[0]
+    refused = client.post(
+        "/v1/memories", json={**repeat, "content": "Ann likes coffee", "idempotency_key": "tea-again"}
+    )
+    assert refused.status_code == 422 and refused.json()["error"]["details"]["id"] == tea
 
 
 def _lives_in(city: str) -> dict[str, str]:

@@ -222,19 +222,24 @@ def test_embedded_server_runs_with_the_configured_shared_buffers(runtime: Runtim
         Settings(embedded_shared_buffers="1GB'; SELECT 1; --")
 
 
-def test_idempotency_fingerprints_come_with_0010_and_go_with_its_downgrade(runtime: Runtime) -> None:
-    engine = create_engine(_fresh_database(runtime, "loci_fingerprint_downgrade_test"))
+@pytest.mark.parametrize(("revision", "table"), [("0010", "memories"), ("0011", "memory_events")])
+def test_idempotency_columns_come_with_their_migration_and_go_with_its_downgrade(
+    runtime: Runtime, revision: str, table: str
+) -> None:
+    """0010 keeps a memory's key fingerprint; 0011 the key and fingerprint of a reinforcement's event."""
+    engine = create_engine(_fresh_database(runtime, f"loci_idempotency_{revision}_test"))
 
     def has_fingerprints() -> bool:
-        return "idempotency_fingerprint" in {c["name"] for c in inspect(engine).get_columns("memories")}
+        return "idempotency_fingerprint" in {c["name"] for c in inspect(engine).get_columns(table)}
 
     migrate.upgrade(engine, 384)
     assert has_fingerprints()
     config = migrate._config(384)
+    before = f"{int(revision) - 1:04d}"
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0009")
-    assert not has_fingerprints() and migrate.current_revision(engine) == "0009"
+        command.downgrade(config, before)
+    assert not has_fingerprints() and migrate.current_revision(engine) == before
     migrate.upgrade(engine, 384)
     assert has_fingerprints()
     engine.dispose()

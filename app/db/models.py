@@ -153,6 +153,9 @@ class MemoryEvent(Base):
     actor: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The key of a write that stored no memory of its own (a reinforcement, a repeat): migration 0011.
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(Text)
 
 
 class Job(Base):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.errors import UniqueViolation
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,9 +68,15 @@ def _row(
         "embedding_model": model_name,
         "status": "active",
         "version": 1,
-        "idempotency_key": item.idempotency_key,
-        "idempotency_fingerprint": idempotency_fingerprint(item) if item.idempotency_key else None,
+        **_key_columns(item),
     }
+
+
+def _key_columns(item: MemoryCreate) -> dict[str, str | None]:
+    """The item's idempotency key and fingerprint, for the row that records its write: the memory
+    it stored, or the event of the memory it reinforced or repeated (migration 0011)."""
+    key = item.idempotency_key
+    return {"idempotency_key": key, "idempotency_fingerprint": idempotency_fingerprint(item) if key else None}
 
 
 def idempotency_fingerprint(item: MemoryCreate) -> str:
@@ -123,27 +129,31 @@ def embed_items(embedder: Embedder, items: Sequence[MemoryCreate], embed: bool =
     return ItemVectors(embedder.model_name, list(embedder.embed(texts)))
 
 
-IDEMPOTENCY_INDEX = "memories_idempotency_idx"  # unique (tenant_id, idempotency_key), migration 0001
+# unique (tenant_id, idempotency_key) of the memories (migration 0001) and of the events (0011)
+IDEMPOTENCY_INDEXES = frozenset({"memories_idempotency_idx", "memory_events_idempotency_idx"})
 
 
 def lost_an_idempotency_race(exc: IntegrityError) -> bool:
     """The write inserted an idempotency key that a concurrent write had inserted first (a client
     retrying while its first try is still running). Postgres raises this only once that write has
     committed, so the same write run again in a new transaction finds its key and returns its id."""
-    return isinstance(exc.orig, UniqueViolation) and exc.orig.diag.constraint_name == IDEMPOTENCY_INDEX
+    return isinstance(exc.orig, UniqueViolation) and exc.orig.diag.constraint_name in IDEMPOTENCY_INDEXES
 
 
 def _existing_idempotent(
     session: Session, tenant_id: uuid.UUID, keys: set[str]
 ) -> dict[str, tuple[uuid.UUID, str | None]]:
-    """The stored memory (id and fingerprint) of each key already used."""
+    """The memory (id) each key already used answered with, and the key's fingerprint: from the
+    memory the key's write stored, or from the event of the memory it reinforced or repeated."""
     if not keys:
         return {}
-    rows = session.execute(
-        select(Memory.idempotency_key, Memory.id, Memory.idempotency_fingerprint).where(
-            Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys)
-        )
-    ).all()
+    stored = select(Memory.idempotency_key, Memory.id, Memory.idempotency_fingerprint).where(
+        Memory.tenant_id == tenant_id, Memory.idempotency_key.in_(keys)
+    )
+    repeated = select(MemoryEvent.idempotency_key, MemoryEvent.memory_id, MemoryEvent.idempotency_fingerprint).where(
+        MemoryEvent.tenant_id == tenant_id, MemoryEvent.idempotency_key.in_(keys)
+    )
+    rows = session.execute(union_all(stored, repeated)).all()
     return {key: (memory_id, fingerprint) for key, memory_id, fingerprint in rows}
 
 
@@ -220,9 +230,8 @@ def create_memories(
             new.append(pos)
             continue
         ids[pos] = existing
-        write_rules.reinforce(
-            session, tenant_id, write_rules.Reinforcement(existing, "reinforce", 1.0), items[pos], actor, now
-        )
+        found = write_rules.Reinforcement(existing, "reinforce", 1.0)
+        write_rules.reinforce(session, tenant_id, found, items[pos], actor, now, _key_columns(items[pos]))
 
     rows: list[dict[str, Any]] = []
     for pos in new:
@@ -234,9 +243,8 @@ def create_memories(
         )
         if near is not None:
             ids[pos] = near[0]
-            write_rules.reinforce(
-                session, tenant_id, write_rules.Reinforcement(near[0], "merge", near[1]), item, actor, now
-            )
+            found = write_rules.Reinforcement(near[0], "merge", near[1])
+            write_rules.reinforce(session, tenant_id, found, item, actor, now, _key_columns(item))
             continue
         ids[pos] = uuid.uuid4()
         rows.append(_row(ids[pos], item, tenant_id, vector, vectors.model_name, now))
@@ -253,10 +261,37 @@ def create_memories(
             write_rules.supersede_contradicted(session, tenant_id, row, actor)
     for pos, earlier in same_as.items():
         ids[pos] = ids[earlier]
+    _record_repeats(session, tenant_id, items, ids, same_as, actor)
     resolved = [memory_id for memory_id in ids if memory_id is not None]
     if len(resolved) != len(items):
         raise RuntimeError("every item must resolve to a memory id")
     return resolved
+
+
+def _record_repeats(
+    session: Session,
+    tenant_id: uuid.UUID,
+    items: Sequence[MemoryCreate],
+    ids: list[uuid.UUID | None],
+    same_as: dict[int, int],
+    actor: str,
+) -> None:
+    """An event for each item that repeated an earlier item of its batch under a key of its own, to
+    keep that key: the batch sent again finds it instead of reinforcing the memory the first time
+    stored (the audit log shows the repeat, too)."""
+    first_of_key: dict[str, int] = {}  # (items with one key repeat the same memory: recorded once)
+    for pos, earlier in same_as.items():
+        key = items[pos].idempotency_key
+        if key and key != items[earlier].idempotency_key:
+            first_of_key.setdefault(key, pos)
+    if first_of_key:
+        events = [
+            {"tenant_id": tenant_id, "memory_id": ids[pos], "op": "repeat", "actor": actor}
+            | {"after": {"incoming_content": items[pos].content}, "reason": "repeated within its batch"}
+            | _key_columns(items[pos])
+            for pos in first_of_key.values()
+        ]
+        session.execute(insert(MemoryEvent), events)
 
 
 def messages_to_memories(payload: MessagesCreate) -> list[MemoryCreate]:

@@ -137,9 +137,17 @@ def find_near_duplicate(
 
 
 def reinforce(
-    session: Session, tenant_id: uuid.UUID, found: Reinforcement, item: MemoryCreate, actor: str, now: datetime
+    session: Session,
+    tenant_id: uuid.UUID,
+    found: Reinforcement,
+    item: MemoryCreate,
+    actor: str,
+    now: datetime,
+    key_columns: dict[str, str | None],
 ) -> None:
-    """Count the repeat as a use: more accesses and the higher importance keep the memory strong."""
+    """Count the repeat as a use: more accesses and the higher importance keep the memory strong.
+    Its event keeps the write's idempotency key (`key_columns`), so that the write sent again is
+    answered without reinforcing twice."""
     session.execute(
         update(Memory)
         .where(Memory.id == found.memory_id)
@@ -158,6 +166,7 @@ def reinforce(
             after={"incoming_content": item.content, "similarity": round(found.similarity, 4)},
             actor=actor,
             reason="exact duplicate" if found.op == "reinforce" else "near-duplicate above threshold",
+            **key_columns,
         )
     )
 
