@@ -286,9 +286,15 @@ def _record_repeats(
             first_of_key.setdefault(key, pos)
     if first_of_key:
         events = [
-            {"tenant_id": tenant_id, "memory_id": ids[pos], "op": "repeat", "actor": actor}
-            | {"after": {"incoming_content": items[pos].content}, "reason": "repeated within its batch"}
-            | _key_columns(items[pos])
+            {
+                "tenant_id": tenant_id,
+                "memory_id": ids[pos],
+                "op": "repeat",
+                "after": {"incoming_content": items[pos].content},
+                "actor": actor,
+                "reason": "repeated within its batch",
+                **_key_columns(items[pos]),
+            }
             for pos in first_of_key.values()
         ]
         session.execute(insert(MemoryEvent), events)
